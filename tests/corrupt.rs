@@ -1,0 +1,291 @@
+//! codec-spec.md §9: a corpus of damaged files, each with the error a reader must give.
+
+use ddn::bitstream::{read_file, write_file, Header, LayerSpec, ModelId};
+use ddn::Error;
+
+fn layer(k: u32, scale_log2: u8, cell_log2: u8) -> LayerSpec {
+    LayerSpec {
+        k,
+        scale_log2,
+        cell_log2,
+    }
+}
+
+/// A 37×21 image in 16-px tiles with four layers of different K.
+fn sample() -> (Header, Vec<Vec<u32>>) {
+    let header = Header {
+        grey: false,
+        model_id: ModelId(*b"testmdl1"),
+        width: 37,
+        height: 21,
+        tile: 16,
+        layers: vec![
+            layer(5, 3, 0),
+            layer(64, 2, 1),
+            layer(3, 1, 2),
+            layer(256, 0, 3),
+        ],
+    };
+    let layers = header
+        .index_counts()
+        .iter()
+        .zip(&header.layers)
+        .map(|(&n, spec)| (0..n as u32).map(|i| (i * 7 + 3) % spec.k).collect())
+        .collect();
+    (header, layers)
+}
+
+fn sample_bytes() -> Vec<u8> {
+    let (header, layers) = sample();
+    write_file(&header, &layers).unwrap()
+}
+
+/// Rewrites both checksums so that a deliberately wrong field reaches validation.
+fn fix_crcs(bytes: &mut [u8]) {
+    let n = bytes[22] as usize;
+    let header_crc_at = 24 + 4 * n;
+    let crc = crc32fast::hash(&bytes[..header_crc_at]);
+    bytes[header_crc_at..header_crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let end = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn with_field(offset: usize, value: &[u8]) -> Error {
+    let mut bytes = sample_bytes();
+    bytes[offset..offset + value.len()].copy_from_slice(value);
+    fix_crcs(&mut bytes);
+    read_file(&bytes).unwrap_err()
+}
+
+#[test]
+fn intact_file_round_trips() {
+    let (header, layers) = sample();
+    let file = read_file(&sample_bytes()).unwrap();
+    assert_eq!(file.header, header);
+    assert_eq!(file.layers, layers);
+}
+
+#[test]
+fn empty_input() {
+    assert!(matches!(read_file(&[]).unwrap_err(), Error::EmptyInput));
+}
+
+#[test]
+fn random_bytes() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for len in [1usize, 3, 4, 27, 100, 4096] {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        assert!(matches!(read_file(&bytes).unwrap_err(), Error::BadMagic));
+    }
+}
+
+#[test]
+fn wrong_magic() {
+    let mut bytes = sample_bytes();
+    bytes[1] = b'X';
+    assert!(matches!(read_file(&bytes).unwrap_err(), Error::BadMagic));
+    assert!(matches!(
+        read_file(b"\x89PNG\r\n\x1a\n").unwrap_err(),
+        Error::BadMagic
+    ));
+}
+
+#[test]
+fn unknown_version() {
+    let mut bytes = sample_bytes();
+    bytes[4] = 2;
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::UnsupportedVersion(2)
+    ));
+}
+
+#[test]
+fn truncated_header() {
+    let bytes = sample_bytes();
+    let header_len = Header::encoded_len_for(4);
+    for len in 5..header_len {
+        let err = read_file(&bytes[..len]).unwrap_err();
+        assert!(
+            matches!(err, Error::TruncatedHeader { .. }),
+            "len {len}: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_caught() {
+    let bytes = sample_bytes();
+    for bit in 0..bytes.len() * 8 {
+        let mut damaged = bytes.clone();
+        damaged[bit / 8] ^= 0x80 >> (bit % 8);
+        assert!(
+            read_file(&damaged).is_err(),
+            "flip of bit {bit} went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn bit_flip_in_payload_is_a_checksum_error() {
+    let mut bytes = sample_bytes();
+    let at = Header::encoded_len_for(4) + 3;
+    bytes[at] ^= 0x10;
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::FileChecksum { .. }
+    ));
+}
+
+#[test]
+fn bit_flip_in_header_is_a_header_checksum_error() {
+    let mut bytes = sample_bytes();
+    bytes[17] ^= 0x01;
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::HeaderChecksum { .. }
+    ));
+}
+
+#[test]
+fn trailing_bytes() {
+    let mut bytes = sample_bytes();
+    bytes.push(0);
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::TrailingBytes { extra: 1 }
+    ));
+}
+
+#[test]
+fn every_truncation_after_the_header_is_a_prefix_or_a_clear_error() {
+    let (_, layers) = sample();
+    let bytes = sample_bytes();
+    let header_len = Header::encoded_len_for(4);
+    let mut seen_complete = Vec::new();
+    for len in header_len..bytes.len() {
+        match read_file(&bytes[..len]) {
+            Ok(file) => {
+                let t = file.truncation.expect("shorter file is truncated");
+                assert_eq!(file.layers, layers[..t.complete]);
+                seen_complete.push(t.complete);
+            }
+            Err(err) => assert!(matches!(err, Error::NoCompleteLayer { .. }), "{err}"),
+        }
+    }
+    assert!(seen_complete.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(seen_complete.last(), Some(&4));
+}
+
+#[test]
+fn zero_and_oversized_dimensions() {
+    assert!(matches!(
+        with_field(16, &[0, 0]),
+        Error::ImageSize { width: 0, .. }
+    ));
+    assert!(matches!(
+        with_field(18, &[0, 0]),
+        Error::ImageSize { height: 0, .. }
+    ));
+    // 65535 × 65535 is over the 256 MP cap.
+    let mut bytes = sample_bytes();
+    bytes[16..20].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    fix_crcs(&mut bytes);
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::ImageSize { .. }
+    ));
+}
+
+#[test]
+fn out_of_range_fields() {
+    let field = |err: Error| match err {
+        Error::InvalidField { field, .. } => field,
+        other => panic!("expected InvalidField, got {other}"),
+    };
+    assert_eq!(field(with_field(5, &[0x02])), "flags");
+    assert_eq!(field(with_field(6, &[1])), "reserved");
+    assert_eq!(field(with_field(23, &[1])), "reserved");
+    assert_eq!(field(with_field(24, &[1, 0])), "K");
+    assert_eq!(field(with_field(24, &[0x01, 0x10])), "K");
+    assert_eq!(field(with_field(26, &[8])), "scale");
+    assert_eq!(field(with_field(20, &[12, 0])), "tile size");
+    assert_eq!(field(with_field(20, &[0, 0x20])), "tile size");
+}
+
+#[test]
+fn zero_layers_is_invalid() {
+    let mut bytes = sample_bytes()[..24].to_vec();
+    bytes[22] = 0;
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let err = read_file(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidField {
+                field: "layer count",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_index_group() {
+    // Layer 0 has K = 5 and 15 cells (8-px cells over six tiles): one group of 15 digits
+    // in bitlen(5^15 - 1) = 35 bits. Leading ones make it at least 3.4e10 ≥ 5^15.
+    let mut bytes = sample_bytes();
+    let at = Header::encoded_len_for(4);
+    bytes[at] = 0xFF;
+    bytes[at + 1] |= 0xFC;
+    fix_crcs(&mut bytes);
+    let err = read_file(&bytes).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidIndexGroup { layer: 0 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn nonzero_padding() {
+    let mut bytes = sample_bytes();
+    let last_payload = bytes.len() - 5;
+    bytes[last_payload] |= 0x01;
+    fix_crcs(&mut bytes);
+    let total_bits: u64 = ddn::bitstream::layer_bits(&sample().0).iter().sum();
+    assert!(total_bits % 8 != 0, "the sample must have padding bits");
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::NonzeroPadding
+    ));
+}
+
+#[test]
+fn writer_rejects_wrong_index_counts_and_ranges() {
+    let (header, mut layers) = sample();
+    layers[1].pop();
+    assert!(matches!(
+        write_file(&header, &layers).unwrap_err(),
+        Error::IndexCountMismatch { layer: 1, .. }
+    ));
+    let (header, mut layers) = sample();
+    layers[2][0] = 3;
+    assert!(matches!(
+        write_file(&header, &layers).unwrap_err(),
+        Error::IndexOutOfRange {
+            layer: 2,
+            index: 3,
+            k: 3
+        }
+    ));
+}
