@@ -1,0 +1,280 @@
+//! The codec: a tree walk per tile that keeps each cell's nearest candidate (encode), and
+//! its replay from the stored indices (decode).
+//!
+//! Encoder decisions (which layers, which indices) live here; the bit layout lives in
+//! [`crate::bitstream`].
+
+pub mod tiles;
+
+use candle_core::Tensor;
+use image::{DynamicImage, RgbImage};
+
+use crate::bitstream::{self, layer_bits, DdnFile, Header, Tile, Truncation};
+use crate::error::{Error, Result};
+use crate::io::SourceImage;
+use crate::model::ddl::{self, Candidates};
+use crate::model::{Chooser, Model, Network, Walk};
+
+/// Default tile side; rounded up to a multiple of the model's granule.
+pub const DEFAULT_TILE: u32 = 256;
+/// Default rate when neither `--bpp` nor `--layers` is given.
+pub const DEFAULT_BPP: f64 = 0.25;
+/// Largest `batch × K × 3 × h × w` candidate tensor an encoder batch may make (floats).
+const ENCODE_BATCH_FLOATS: usize = 24 << 20;
+/// Tiles per decoder batch.
+const DECODE_BATCH: usize = 8;
+
+/// How many layers to code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// The most layers whose whole file is at most this many bits per pixel.
+    Bpp(f64),
+    /// Exactly this many layers.
+    Layers(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeOptions {
+    pub rate: Rate,
+    pub tile: u32,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            rate: Rate::Bpp(DEFAULT_BPP),
+            tile: DEFAULT_TILE,
+        }
+    }
+}
+
+/// Keeps the nearest candidate of every cell.
+struct NearestChooser<'a> {
+    targets: &'a [Tensor],
+}
+
+impl Chooser for NearestChooser<'_> {
+    fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
+        let shape = candidates.shape;
+        let dist = candidates.cell_distances(&self.targets[layer])?;
+        Ok(ddl::nearest(&dist, shape))
+    }
+}
+
+fn tile_size(model: &Network, requested: u32) -> u32 {
+    let g = model.config().granule();
+    requested.max(g).div_ceil(g) * g
+}
+
+/// The header of a file coding `layers` layers of `image`.
+fn header_for(
+    model: &Model,
+    width: u32,
+    height: u32,
+    grey: bool,
+    tile: u32,
+    layers: usize,
+) -> Header {
+    Header {
+        grey,
+        model_id: model.id,
+        width,
+        height,
+        tile,
+        layers: model.network.config().schedule()[..layers].to_vec(),
+    }
+}
+
+/// Bytes of a whole file with the first `n` layers.
+fn file_bytes(model: &Model, width: u32, height: u32, tile: u32, n: usize) -> u64 {
+    let header = header_for(model, width, height, false, tile, n);
+    let bits: u64 = layer_bits(&header).iter().sum();
+    header.encoded_len() as u64 + bits.div_ceil(8) + 4
+}
+
+/// The number of layers `rate` asks for on a `width × height` image.
+pub fn layers_for_rate(
+    model: &Model,
+    width: u32,
+    height: u32,
+    tile: u32,
+    rate: Rate,
+) -> Result<usize> {
+    let total = model.network.config().layer_count();
+    match rate {
+        Rate::Layers(n) if (1..=total).contains(&n) => Ok(n),
+        Rate::Layers(n) => Err(Error::InvalidArgument(format!(
+            "--layers {n}: the model has layers 1..={total}"
+        ))),
+        Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
+            let budget = bpp * width as f64 * height as f64;
+            let fits = |n: usize| file_bytes(model, width, height, tile, n) as f64 * 8.0 <= budget;
+            let n = (1..=total).take_while(|&n| fits(n)).count();
+            if n == 0 {
+                let min = file_bytes(model, width, height, tile, 1) as f64 * 8.0
+                    / (width as f64 * height as f64);
+                return Err(Error::InvalidArgument(format!(
+                    "--bpp {bpp} is below this image's smallest rate, {min:.4} bpp (one layer)"
+                )));
+            }
+            Ok(n)
+        }
+        Rate::Bpp(bpp) => Err(Error::InvalidArgument(format!(
+            "--bpp {bpp} must be positive"
+        ))),
+    }
+}
+
+/// Tiles per encoder batch for tiles of `h × w` pixels.
+fn encode_batch(network: &Network, h: usize, w: usize, layers: usize) -> usize {
+    let largest = (0..layers)
+        .map(|l| {
+            let s = network.layer_shape(l, 1, h, w);
+            s.k * 3 * s.height * s.width
+        })
+        .max()
+        .unwrap_or(1);
+    (ENCODE_BATCH_FLOATS / largest.max(1)).max(1)
+}
+
+/// Encodes an image into a complete `.ddn` file.
+pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Result<Vec<u8>> {
+    let (width, height) = source.rgb.dimensions();
+    bitstream::validate_image_size(width as u64, height as u64)?;
+    let tile = tile_size(&model.network, opts.tile);
+    let n = layers_for_rate(model, width, height, tile, opts.rate)?;
+    let header = header_for(model, width, height, source.grey, tile, n);
+    let tiles = header.tiles();
+    let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
+    let network = &model.network;
+    for group in tiles::group_by_size(&tiles) {
+        let (h, w) = (
+            tiles[group[0]].padded_height as usize,
+            tiles[group[0]].padded_width as usize,
+        );
+        for chunk in group.chunks(encode_batch(network, h, w, n)) {
+            let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
+            let batch = tiles::tile_batch(&source.rgb, &members, network.device())?;
+            let targets = network.layer_targets(&batch, n)?;
+            let mut chooser = NearestChooser { targets: &targets };
+            let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
+            split_by_tile(&walk.indices, chunk, &mut per_tile);
+        }
+    }
+    let layers = (0..n)
+        .map(|l| per_tile.iter().flat_map(|t| t[l].iter().copied()).collect())
+        .collect::<Vec<Vec<u32>>>();
+    bitstream::write_file(&header, &layers)
+}
+
+/// Moves a batch's `[layer][B·cells]` indices to `per_tile[tile][layer]`.
+fn split_by_tile(indices: &[Vec<u32>], members: &[usize], per_tile: &mut [Vec<Vec<u32>>]) {
+    for layer in indices {
+        let cells = layer.len() / members.len();
+        for (b, &t) in members.iter().enumerate() {
+            per_tile[t].push(layer[b * cells..(b + 1) * cells].to_vec());
+        }
+    }
+}
+
+/// A decoded image and what was missing, if anything.
+pub struct Decoded {
+    pub image: DynamicImage,
+    /// The file ended early (codec-spec.md §9).
+    pub truncation: Option<Truncation>,
+    pub layers_decoded: usize,
+}
+
+/// Checks that `file` was made with `model` (codec-spec.md §3, §4).
+pub fn check_model(model: &Model, header: &Header) -> Result<()> {
+    if header.model_id != model.id {
+        return Err(Error::ModelMismatch {
+            file: header.model_id,
+            model: model.id,
+        });
+    }
+    let schedule = model.network.config().schedule();
+    for (l, spec) in header.layers.iter().enumerate() {
+        if schedule.get(l) != Some(spec) {
+            return Err(Error::ScheduleMismatch {
+                model: model.id,
+                layer: l,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a `.ddn` file, using at most `max_layers` layers.
+pub fn decode(model: &Model, bytes: &[u8], max_layers: Option<usize>) -> Result<Decoded> {
+    let file = bitstream::read_file(bytes)?;
+    check_model(model, &file.header)?;
+    let n = max_layers.map_or(file.layers.len(), |m| m.min(file.layers.len()));
+    if n == 0 {
+        return Err(Error::InvalidArgument("--layers must be at least 1".into()));
+    }
+    let rgb = decode_layers(&model.network, &file, n)?;
+    let image = if file.header.grey {
+        DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(rgb).to_luma8())
+    } else {
+        DynamicImage::ImageRgb8(rgb)
+    };
+    Ok(Decoded {
+        image,
+        truncation: file.truncation,
+        layers_decoded: n,
+    })
+}
+
+fn decode_layers(network: &Network, file: &DdnFile, n: usize) -> Result<RgbImage> {
+    let header = &file.header;
+    let tiles = header.tiles();
+    let offsets = tile_offsets(header, &tiles, n);
+    let mut image = RgbImage::new(header.width, header.height);
+    for group in tiles::group_by_size(&tiles) {
+        let (h, w) = (
+            tiles[group[0]].padded_height as usize,
+            tiles[group[0]].padded_width as usize,
+        );
+        for chunk in group.chunks(DECODE_BATCH) {
+            let indices: Vec<Vec<u32>> = (0..n)
+                .map(|l| {
+                    chunk
+                        .iter()
+                        .flat_map(|&t| {
+                            file.layers[l][offsets[l][t]..offsets[l][t + 1]]
+                                .iter()
+                                .copied()
+                        })
+                        .collect()
+                })
+                .collect();
+            let walk = network.walk(chunk.len(), h, w, n, Walk::Replay(&indices))?;
+            let last = walk.images.last().expect("at least one layer");
+            let full = if last.dims()[2..] == [h, w] {
+                last.clone()
+            } else {
+                last.upsample_bilinear2d(h, w, false)?
+            };
+            let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
+            tiles::paste_batch(&mut image, &members, &full)?;
+        }
+    }
+    Ok(image)
+}
+
+/// `offsets[l][t]`: where tile `t`'s indices start in layer `l`'s sequence.
+fn tile_offsets(header: &Header, tiles: &[Tile], n: usize) -> Vec<Vec<usize>> {
+    header.layers[..n]
+        .iter()
+        .map(|spec| {
+            let mut acc = 0usize;
+            let mut v = vec![0];
+            for t in tiles {
+                acc += t.cell_count(spec) as usize;
+                v.push(acc);
+            }
+            v
+        })
+        .collect()
+}

@@ -1,0 +1,63 @@
+//! Cutting an image into padded tile tensors and pasting decoded tiles back
+//! (codec-spec.md §5).
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+
+use crate::bitstream::Tile;
+use crate::error::Result;
+use crate::model::color::{from_model_space, to_model_space};
+
+/// The tiles with the same padded size, which can share one batch.
+pub fn group_by_size(tiles: &[Tile]) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::BTreeMap<(u32, u32), Vec<usize>> = Default::default();
+    for (i, t) in tiles.iter().enumerate() {
+        groups
+            .entry((t.padded_height, t.padded_width))
+            .or_default()
+            .push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// A batch `[B,3,h',w']` of tiles in model space, padded by edge replication.
+pub fn tile_batch(image: &RgbImage, tiles: &[Tile], device: &Device) -> Result<Tensor> {
+    let (pw, ph) = (tiles[0].padded_width, tiles[0].padded_height);
+    let mut data = Vec::with_capacity(tiles.len() * 3 * (pw * ph) as usize);
+    for t in tiles {
+        for c in 0..3 {
+            for y in 0..ph {
+                let sy = t.y + y.min(t.height - 1);
+                for x in 0..pw {
+                    let sx = t.x + x.min(t.width - 1);
+                    data.push(to_model_space(image.get_pixel(sx, sy)[c]));
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(
+        data,
+        (tiles.len(), 3, ph as usize, pw as usize),
+        device,
+    )?)
+}
+
+/// Writes a decoded batch `[B,3,h',w']` into `image`, cropping the padding.
+pub fn paste_batch(image: &mut RgbImage, tiles: &[Tile], batch: &Tensor) -> Result<()> {
+    let (_, _, ph, pw) = batch.dims4()?;
+    let values = batch
+        .to_device(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let plane = ph * pw;
+    for (b, t) in tiles.iter().enumerate() {
+        for y in 0..t.height as usize {
+            for x in 0..t.width as usize {
+                let at = |c: usize| values[(b * 3 + c) * plane + y * pw + x];
+                let px = image::Rgb([0, 1, 2].map(|c| from_model_space(at(c))));
+                image.put_pixel(t.x + x as u32, t.y + y as u32, px);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! `--device cpu|cuda|auto` and `--model PATH`, shared by the commands that run a model.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum DeviceChoice {
+    /// The CPU (every build).
+    #[default]
+    Cpu,
+    /// The first CUDA GPU (builds with `--features cuda`).
+    Cuda,
+    /// CUDA when this build has it and a GPU is present, else the CPU.
+    Auto,
+}
+
+pub fn device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
+        DeviceChoice::Cuda => Err(Error::InvalidArgument(
+            "this build has no CUDA support; rebuild with `--features cuda`".into(),
+        )),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+    }
+}
+
+/// The options every model-running command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// A model file (safetensors) instead of the one built into ddn.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Where the network runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Model> {
+        let device = device(self.device)?;
+        match &self.model {
+            Some(path) => Model::load(path, &device),
+            None => Model::from_bytes(crate::model::DEFAULT_MODEL, &device),
+        }
+    }
+}

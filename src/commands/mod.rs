@@ -1,0 +1,49 @@
+//! The subcommands of the `ddn` binary, as library functions. `src/main.rs` parses the
+//! command line into these option structs and calls [`run`].
+
+use clap::Subcommand;
+
+use crate::error::Result;
+
+pub mod codec;
+pub mod device;
+pub mod info;
+pub mod later;
+pub mod toy2d;
+pub mod train;
+
+/// Every subcommand of `ddn`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compress an image into a .ddn file.
+    Compress(codec::CompressOptions),
+    /// Decompress a .ddn file into an image (PNG unless the output's extension says otherwise).
+    Decompress(codec::DecompressOptions),
+    /// Show every header field of a .ddn file.
+    Info(info::InfoOptions),
+    /// Train a DDN model on a folder of images.
+    Train(train::TrainArgs),
+    /// Measure rate-distortion (bpp, PSNR, MS-SSIM) on a folder of images, against JPEG.
+    Eval(later::EvalOptions),
+    /// Restore an image zero-shot with a guided walk: super-resolution, inpainting,
+    /// colorization, denoising.
+    Restore(later::RestoreOptions),
+    /// Sample new images by random walks through the tree.
+    Sample(later::SampleOptions),
+    /// The paper's 2-D density experiment: gradient descent alone against Split-and-Prune.
+    Toy2d(toy2d::Toy2dOptions),
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Compress(o) => codec::compress(&o),
+        Command::Decompress(o) => codec::decompress(&o),
+        Command::Info(o) => info::run(&o),
+        Command::Train(o) => train::run(&o),
+        Command::Eval(o) => later::eval(&o),
+        Command::Restore(o) => later::restore(&o),
+        Command::Sample(o) => later::sample(&o),
+        Command::Toy2d(o) => toy2d::run(&o),
+    }
+}

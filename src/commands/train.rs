@@ -1,0 +1,118 @@
+//! `ddn train`.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::model::ModelConfig;
+use crate::train::{Hyper, RunOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Folder of training images (PNG and JPEG, searched recursively).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The model file to write when training stops.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Network configuration (JSON, as stored in model files); default: the codec ladder.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Stop at this total step count.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Stop after this many minutes of this run.
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Continue from a checkpoint (its hyper-parameters and configuration win).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[arg(long, default_value_t = Hyper::default().seed)]
+    pub seed: u64,
+    #[arg(long, default_value_t = Hyper::default().batch)]
+    pub batch: usize,
+    /// Side of the random training crops in pixels.
+    #[arg(long, default_value_t = Hyper::default().crop)]
+    pub crop: usize,
+    #[arg(long, default_value_t = Hyper::default().lr)]
+    pub lr: f64,
+    #[arg(long, default_value_t = Hyper::default().warmup_steps)]
+    pub warmup: u64,
+    /// Decay the learning rate (cosine, to a tenth) until --steps.
+    #[arg(long)]
+    pub decay: bool,
+    /// Probability, per layer and step, that random choices replace the nearest.
+    #[arg(long, default_value_t = Hyper::default().chain_dropout)]
+    pub chain_dropout: f64,
+    /// Checkpoint file (default: OUT with .ckpt.safetensors).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// CSV log (default: OUT with .log.csv); appended to on resume.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn load_config(path: &Option<PathBuf>) -> Result<ModelConfig> {
+    let Some(path) = path else {
+        return Ok(ModelConfig::default_codec());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let config: ModelConfig = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidModel(format!("{}: {e}", path.display())))?;
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(a: &TrainArgs) -> Result<()> {
+    if a.steps.is_none() && a.minutes.is_none() {
+        return Err(Error::InvalidArgument("give --steps or --minutes".into()));
+    }
+    if a.batch == 0 || a.crop == 0 || a.checkpoint_every == 0 {
+        return Err(Error::InvalidArgument(
+            "--batch, --crop and --checkpoint-every must be positive".into(),
+        ));
+    }
+    let config = load_config(&a.config)?;
+    if a.crop % config.granule() as usize != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "--crop {} must be a multiple of the model's largest cell, {} px",
+            a.crop,
+            config.granule()
+        )));
+    }
+    let with_suffix = |suffix: &str| {
+        let mut s = a.out.clone().into_os_string();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let opts = RunOptions {
+        data: a.data.clone(),
+        out: a.out.clone(),
+        config,
+        hyper: Hyper {
+            seed: a.seed,
+            batch: a.batch,
+            crop: a.crop,
+            lr: a.lr,
+            warmup_steps: a.warmup,
+            chain_dropout: a.chain_dropout,
+            decay_until: if a.decay { a.steps.unwrap_or(0) } else { 0 },
+            ..Hyper::default()
+        },
+        steps: a.steps,
+        minutes: a.minutes,
+        resume: a.resume.clone(),
+        checkpoint: a
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| with_suffix(".ckpt.safetensors")),
+        checkpoint_every: a.checkpoint_every,
+        log: a.log.clone().unwrap_or_else(|| with_suffix(".log.csv")),
+        progress: !a.quiet,
+    };
+    crate::train::run(&opts)
+}

@@ -1,0 +1,18 @@
+//! `ddn`: an image codec built on Discrete Distribution Networks.
+//!
+//! The crate is a library with a thin command-line front end (`src/main.rs`).
+//! - [`bitstream`]: the `.ddn` container of `codec-spec.md`: header, geometry, index packing.
+//! - [`error`]: the one error type every module returns.
+//! - [`io`]: reading images and writing outputs safely (atomic, no clobbering).
+
+pub mod bitstream;
+pub mod codec;
+pub mod commands;
+pub mod error;
+pub mod io;
+pub mod model;
+pub mod rng;
+pub mod toy2d;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,134 @@
+//! The network's configuration. It is stored inside every model file, so a model file
+//! describes itself completely.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bitstream::header::MAX_LAYERS;
+use crate::bitstream::LayerSpec;
+use crate::error::{Error, Result};
+
+/// One Discrete Distribution Layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerConfig {
+    /// Candidates per cell.
+    pub k: u32,
+    /// A cell is `2^cell_log2` pixels of the level's grid on a side.
+    pub cell_log2: u8,
+}
+
+/// One rung of the coarse-to-fine ladder: a resolution and the layers that work at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelConfig {
+    /// The level works at the image downsampled by `2^scale_log2`.
+    pub scale_log2: u8,
+    /// Feature channels at this level.
+    pub channels: usize,
+    /// The level's features live on its grid downsampled by `2^s2d_log2` (space to
+    /// depth): dense convs on fewer, deeper pixels run far faster than on thin full-size
+    /// maps. Each cell must cover whole feature pixels.
+    #[serde(default)]
+    pub s2d_log2: u8,
+    pub layers: Vec<LayerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Levels from coarsest to finest; each is twice the resolution of the one before.
+    pub levels: Vec<LevelConfig>,
+}
+
+impl ModelConfig {
+    /// A ladder of `(scale_log2, s2d_log2, channels, layers, K, cell_log2)` rungs.
+    pub fn ladder(rungs: &[(u8, u8, usize, usize, u32, u8)]) -> Self {
+        ModelConfig {
+            levels: rungs
+                .iter()
+                .map(
+                    |&(scale_log2, s2d_log2, channels, layers, k, cell_log2)| LevelConfig {
+                        scale_log2,
+                        channels,
+                        s2d_log2,
+                        layers: vec![LayerConfig { k, cell_log2 }; layers],
+                    },
+                )
+                .collect(),
+        }
+    }
+
+    /// The default ladder (codec-design.md §8, ladder "A"): cheap coarse levels with many
+    /// layers, a few full-resolution layers for detail.
+    pub fn default_codec() -> Self {
+        Self::ladder(&[
+            (4, 0, 64, 2, 64, 1),
+            (3, 0, 64, 3, 64, 1),
+            (2, 0, 64, 3, 64, 2),
+            (1, 1, 64, 3, 64, 2),
+            (0, 1, 48, 2, 64, 3),
+        ])
+    }
+
+    /// A very small ladder for tests.
+    pub fn tiny() -> Self {
+        Self::ladder(&[(2, 0, 8, 2, 4, 0), (1, 0, 8, 1, 8, 1), (0, 1, 8, 1, 4, 1)])
+    }
+
+    /// Every layer as the bitstream describes it, coarsest first.
+    pub fn schedule(&self) -> Vec<LayerSpec> {
+        self.levels
+            .iter()
+            .flat_map(|level| {
+                level.layers.iter().map(move |layer| LayerSpec {
+                    k: layer.k,
+                    scale_log2: level.scale_log2,
+                    cell_log2: layer.cell_log2,
+                })
+            })
+            .collect()
+    }
+
+    pub fn layer_count(&self) -> usize {
+        self.levels.iter().map(|l| l.layers.len()).sum()
+    }
+
+    /// Side of the largest cell in image pixels: tiles are padded to a multiple of it.
+    pub fn granule(&self) -> u32 {
+        crate::bitstream::header::granule(&self.schedule())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidModel(msg));
+        if self.levels.is_empty() {
+            return bad("no levels".into());
+        }
+        for pair in self.levels.windows(2) {
+            if pair[0].scale_log2 != pair[1].scale_log2 + 1 {
+                return bad("each level must double the resolution of the one before".into());
+            }
+        }
+        if self
+            .levels
+            .iter()
+            .any(|l| l.channels == 0 || l.layers.is_empty())
+        {
+            return bad("every level needs channels and at least one layer".into());
+        }
+        for level in &self.levels {
+            if level.layers.iter().any(|l| l.cell_log2 < level.s2d_log2) {
+                return bad("a cell must cover whole space-to-depth feature pixels".into());
+            }
+        }
+        for pair in self.levels.windows(2) {
+            if !(pair[0].s2d_log2..=pair[0].s2d_log2 + 1).contains(&pair[1].s2d_log2) {
+                return bad("s2d may grow by at most one from a level to the next".into());
+            }
+        }
+        let n = self.layer_count();
+        if n > MAX_LAYERS {
+            return bad(format!("{n} layers, at most {MAX_LAYERS}"));
+        }
+        self.schedule()
+            .iter()
+            .try_for_each(LayerSpec::validate)
+            .map_err(|e| Error::InvalidModel(e.to_string()))
+    }
+}

@@ -1,0 +1,452 @@
+//! `ddn train`: learns a DDN from a folder of images.
+//!
+//! One step: a seeded batch of random crops, a walk that keeps the nearest candidate of
+//! every cell (chain dropout sometimes keeps random ones), the mean over layers of the
+//! chosen candidates' MSE, an Adam step, then Split-and-Prune on every DDL.
+
+pub mod checkpoint;
+pub mod chooser;
+pub mod data;
+pub mod optim;
+pub mod split_prune;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{to_safetensors, ModelConfig, Network, Walk};
+use chooser::TrainChooser;
+use data::Dataset;
+use optim::{copy_rows, Adam, AdamConfig};
+use split_prune::NodeStats;
+
+/// Hyper-parameters, stored in checkpoints so that a resumed run keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hyper {
+    pub seed: u64,
+    pub batch: usize,
+    pub crop: usize,
+    pub lr: f64,
+    pub warmup_steps: u64,
+    pub chain_dropout: f64,
+    pub clip_norm: f64,
+    /// When nonzero, the learning rate follows a cosine from `lr` down to `lr / 10` between
+    /// the end of warm-up and this step.
+    #[serde(default)]
+    pub decay_until: u64,
+}
+
+impl Default for Hyper {
+    fn default() -> Self {
+        Hyper {
+            seed: 1,
+            batch: 16,
+            crop: 64,
+            lr: 5e-4,
+            warmup_steps: 200,
+            chain_dropout: 0.05,
+            clip_norm: 1.0,
+            decay_until: 0,
+        }
+    }
+}
+
+impl Hyper {
+    /// Linear warm-up, then constant or a cosine decay to a tenth.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        if self.decay_until <= self.warmup_steps {
+            return self.lr;
+        }
+        let span = (self.decay_until - self.warmup_steps) as f64;
+        let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        let floor = self.lr / 10.0;
+        floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+/// What one step measured.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub step: u64,
+    pub loss: f64,
+    /// PSNR of the last layer's chosen image against its target (8-bit scale).
+    pub psnr: f64,
+    pub grad_norm: f64,
+    pub splits: usize,
+    /// Picks of each node of each layer in this step.
+    pub picks: Vec<Vec<u64>>,
+}
+
+/// A training run in memory.
+pub struct Trainer {
+    pub network: Network,
+    pub adam: Adam,
+    pub stats: Vec<NodeStats>,
+    pub hyper: Hyper,
+    /// Steps completed.
+    pub step: u64,
+}
+
+impl Trainer {
+    pub fn new(config: &ModelConfig, hyper: Hyper, device: &Device) -> Result<Self> {
+        let network = Network::new(config, hyper.seed, device)?;
+        let vars = network.params().into_iter().map(|p| p.var).collect();
+        let adam = Adam::new(
+            vars,
+            AdamConfig {
+                clip_norm: hyper.clip_norm,
+                ..AdamConfig::default()
+            },
+        )?;
+        let stats = config
+            .schedule()
+            .iter()
+            .map(|s| NodeStats::new(s.k as usize))
+            .collect();
+        Ok(Trainer {
+            network,
+            adam,
+            stats,
+            hyper,
+            step: 0,
+        })
+    }
+
+    /// Restores a run from a checkpoint.
+    pub fn resume(path: &std::path::Path, device: &Device) -> Result<Self> {
+        let r = checkpoint::load(path)?;
+        let mut trainer = Trainer::new(&r.config, r.hyper, device)?;
+        trainer.network.load_tensors(&r.tensors)?;
+        for (i, p) in trainer.network.params().iter().enumerate() {
+            for (prefix, store) in [("adam.m.", &trainer.adam.m), ("adam.v.", &trainer.adam.v)] {
+                let name = format!("{prefix}{}", p.name);
+                let t = r
+                    .tensors
+                    .get(&name)
+                    .ok_or_else(|| Error::InvalidModel(format!("checkpoint lacks {name}")))?;
+                store[i].set(&t.to_device(device)?)?;
+            }
+        }
+        trainer.adam.t = r.adam_t;
+        trainer.stats = r.stats;
+        trainer.step = r.step;
+        Ok(trainer)
+    }
+
+    /// One optimizer step on `batch` (`[B,3,S,S]`, model space).
+    pub fn train_step(&mut self, batch: &Tensor) -> Result<StepReport> {
+        let (b, _, h, w) = batch.dims4()?;
+        let layers = self.network.config().layer_count();
+        let targets = self.network.layer_targets(batch, layers)?;
+        let mut chooser = TrainChooser {
+            targets: &targets,
+            stats: &mut self.stats,
+            picks: Vec::new(),
+            seed: self.hyper.seed,
+            step: self.step,
+            chain_dropout: self.hyper.chain_dropout,
+        };
+        let walk = self
+            .network
+            .walk(b, h, w, layers, Walk::Choose(&mut chooser))?;
+        let picks = std::mem::take(&mut chooser.picks);
+        let losses = walk
+            .images
+            .iter()
+            .zip(&targets)
+            .map(|(img, tgt)| crate::model::ddl::mse(img, tgt))
+            .collect::<Result<Vec<_>>>()?;
+        let loss = (Tensor::stack(&losses, 0)?.mean_all())?;
+        let last_mse = losses.last().expect("a layer").to_scalar::<f32>()? as f64;
+        let loss_value = loss.to_scalar::<f32>()? as f64;
+        let grads = loss.backward()?;
+        let grad_norm = self.adam.step(&grads, self.hyper.lr_at(self.step))?;
+        let splits = self.split_and_prune()?;
+        self.step += 1;
+        Ok(StepReport {
+            step: self.step,
+            loss: loss_value,
+            psnr: -10.0 * last_mse.max(1e-12).log10(),
+            grad_norm,
+            splits,
+            picks,
+        })
+    }
+
+    /// At most one split per DDL: the split node's head rows and Adam moments are copied
+    /// into the pruned node's slot.
+    fn split_and_prune(&mut self) -> Result<usize> {
+        let mut splits = 0;
+        for (stats, head) in self.stats.iter_mut().zip(self.network.heads()) {
+            let Some(s) = stats.decide() else { continue };
+            let i = self.adam.position(&head).expect("head is optimised");
+            for var in [&head, &self.adam.m[i], &self.adam.v[i]] {
+                copy_rows(var, 3, s.split, s.pruned)?;
+            }
+            stats.apply(s);
+            splits += 1;
+        }
+        Ok(splits)
+    }
+
+    /// The trained model file's bytes: weights and configuration only.
+    pub fn model_bytes(&self) -> Result<Vec<u8>> {
+        to_safetensors(&self.network, &[], &[])
+    }
+}
+
+/// Options of a training run from the command line.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub config: ModelConfig,
+    pub hyper: Hyper,
+    /// Stop after this many steps in total.
+    pub steps: Option<u64>,
+    /// Stop after this many minutes of this invocation.
+    pub minutes: Option<f64>,
+    pub resume: Option<PathBuf>,
+    pub checkpoint: PathBuf,
+    pub checkpoint_every: u64,
+    pub log: PathBuf,
+    pub progress: bool,
+}
+
+/// Node-usage entropy in bits of a layer's picks.
+pub fn entropy_bits(picks: &[u64]) -> f64 {
+    let total: u64 = picks.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    picks
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total as f64;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Accumulated picks over a logging window, per layer.
+struct Window {
+    picks: Vec<Vec<u64>>,
+    loss: f64,
+    psnr: f64,
+    steps: u64,
+    images: u64,
+    started: Instant,
+}
+
+impl Window {
+    fn new() -> Self {
+        Window {
+            picks: Vec::new(),
+            loss: 0.0,
+            psnr: 0.0,
+            steps: 0,
+            images: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, report: &StepReport, batch: usize) {
+        if self.picks.len() < report.picks.len() {
+            self.picks.resize(report.picks.len(), Vec::new());
+        }
+        for (acc, p) in self.picks.iter_mut().zip(&report.picks) {
+            acc.resize(p.len(), 0);
+            acc.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        self.steps += 1;
+        self.images += batch as u64;
+        self.loss += report.loss;
+        self.psnr += report.psnr;
+    }
+
+    /// Mean entropy per level (bits), in level order.
+    fn level_entropy(&self, config: &ModelConfig) -> Vec<f64> {
+        let mut layer = 0;
+        config
+            .levels
+            .iter()
+            .map(|level| {
+                let n = level.layers.len();
+                let mean = (layer..layer + n)
+                    .map(|l| self.picks.get(l).map_or(0.0, |p| entropy_bits(p)))
+                    .sum::<f64>()
+                    / n as f64;
+                layer += n;
+                mean
+            })
+            .collect()
+    }
+
+    fn dead_nodes(&self) -> usize {
+        self.picks
+            .iter()
+            .map(|p| p.iter().filter(|&&c| c == 0).count())
+            .sum()
+    }
+}
+
+/// Runs `ddn train`.
+pub fn run(opts: &RunOptions) -> Result<()> {
+    let device = Device::Cpu;
+    let mut trainer = match &opts.resume {
+        Some(path) => Trainer::resume(path, &device)?,
+        None => Trainer::new(&opts.config, opts.hyper.clone(), &device)?,
+    };
+    let hyper = trainer.hyper.clone();
+    let dataset = Dataset::load(&opts.data, hyper.crop)?;
+    let started = Instant::now();
+    let total = opts.steps.unwrap_or(u64::MAX);
+    let bar = progress_bar(opts, trainer.step, total);
+    let mut log = open_log(&opts.log, trainer.step == 0, &trainer.network)?;
+    let mut window = Window::new();
+    let log_every = 25;
+    while trainer.step < total {
+        if let Some(m) = opts.minutes {
+            if started.elapsed().as_secs_f64() >= m * 60.0 {
+                break;
+            }
+        }
+        let batch = dataset.batch(hyper.seed, trainer.step, hyper.batch, hyper.crop, &device)?;
+        let report = trainer.train_step(&batch)?;
+        if !report.loss.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "training diverged at step {}",
+                report.step
+            )));
+        }
+        window.add(&report, hyper.batch);
+        if trainer.step % log_every == 0 || trainer.step == total {
+            let line = log_line(
+                &report,
+                &window,
+                trainer.network.config(),
+                started,
+                hyper.lr_at(trainer.step),
+            );
+            writeln!(log, "{}", line.csv).map_err(|e| Error::io(&opts.log, e))?;
+            log.flush().map_err(|e| Error::io(&opts.log, e))?;
+            bar.set_position(trainer.step);
+            bar.set_message(line.human);
+            window = Window::new();
+        }
+        if trainer.step % opts.checkpoint_every == 0 {
+            checkpoint::save(
+                &opts.checkpoint,
+                &trainer.network,
+                &trainer.adam,
+                &trainer.stats,
+                trainer.step,
+                &hyper,
+            )?;
+        }
+    }
+    checkpoint::save(
+        &opts.checkpoint,
+        &trainer.network,
+        &trainer.adam,
+        &trainer.stats,
+        trainer.step,
+        &hyper,
+    )?;
+    crate::io::write_output(&opts.out, true, &trainer.model_bytes()?)?;
+    bar.finish();
+    eprintln!(
+        "trained to step {} in {:.1} min; model {} (checkpoint {})",
+        trainer.step,
+        started.elapsed().as_secs_f64() / 60.0,
+        opts.out.display(),
+        opts.checkpoint.display()
+    );
+    Ok(())
+}
+
+fn progress_bar(opts: &RunOptions, start: u64, total: u64) -> indicatif::ProgressBar {
+    let bar = if !opts.progress {
+        indicatif::ProgressBar::hidden()
+    } else if total == u64::MAX {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    let style =
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_position(start);
+    bar
+}
+
+fn open_log(path: &std::path::Path, fresh: bool, network: &Network) -> Result<std::fs::File> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!fresh)
+        .write(true)
+        .truncate(fresh)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    if fresh {
+        let levels: Vec<String> = (0..network.config().levels.len())
+            .map(|i| format!("entropy_level{i}"))
+            .collect();
+        writeln!(
+            file,
+            "step,elapsed_s,images_per_s,loss,psnr,lr,grad_norm,splits,{},dead_nodes",
+            levels.join(",")
+        )
+        .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(file)
+}
+
+struct LogLine {
+    csv: String,
+    human: String,
+}
+
+fn log_line(
+    r: &StepReport,
+    w: &Window,
+    config: &ModelConfig,
+    started: Instant,
+    lr: f64,
+) -> LogLine {
+    let ips = w.images as f64 / w.started.elapsed().as_secs_f64().max(1e-9);
+    let entropy = w.level_entropy(config);
+    let dead = w.dead_nodes();
+    let steps = w.steps.max(1) as f64;
+    let (loss, psnr) = (w.loss / steps, w.psnr / steps);
+    let ent: Vec<String> = entropy.iter().map(|e| format!("{e:.3}")).collect();
+    LogLine {
+        csv: format!(
+            "{},{:.1},{:.2},{:.6},{:.3},{:.6},{:.4},{},{},{}",
+            r.step,
+            started.elapsed().as_secs_f64(),
+            ips,
+            loss,
+            psnr,
+            lr,
+            r.grad_norm,
+            r.splits,
+            ent.join(","),
+            dead
+        ),
+        human: format!(
+            "{ips:.1} img/s loss {loss:.5} psnr {psnr:.2} dB H/level [{}] dead {dead}",
+            ent.join(" ")
+        ),
+    }
+}

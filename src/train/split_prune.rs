@@ -1,0 +1,166 @@
+//! Split-and-Prune (ddn-reference.md §2): keeps every output node of a DDL in use.
+//!
+//! Each DDL counts how often each of its K nodes is the nearest, summed over all cells.
+//! After an optimizer step, if the busiest node is over-used or the rarest under-used, the
+//! rarest is pruned and the busiest split into it: its head rows (and their Adam moments)
+//! are copied into the freed slot and the counts are shared between the two.
+
+use serde::{Deserialize, Serialize};
+
+/// Pick statistics of one DDL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    pub k: usize,
+    /// Cumulative times each node was the nearest.
+    pub count: Vec<f64>,
+    /// `near2[a*K + b]`: times `a` was the nearest and `b` the second nearest.
+    pub near2: Vec<f64>,
+    /// Sum of each node's distance over every cell seen; ranks dead nodes for pruning.
+    pub loss_acc: Vec<f64>,
+}
+
+/// A split: `split`'s rows were copied into `pruned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub split: usize,
+    pub pruned: usize,
+}
+
+impl NodeStats {
+    pub fn new(k: usize) -> Self {
+        NodeStats {
+            k,
+            count: vec![0.0; k],
+            near2: vec![0.0; k * k],
+            loss_acc: vec![0.0; k],
+        }
+    }
+
+    /// Records one cell's K distances.
+    pub fn record(&mut self, distances: &[f32]) {
+        let (first, second) = nearest_two(distances);
+        self.count[first] += 1.0;
+        if let Some(second) = second {
+            self.near2[first * self.k + second] += 1.0;
+        }
+        for (acc, &d) in self.loss_acc.iter_mut().zip(distances) {
+            *acc += d as f64;
+        }
+    }
+
+    /// The node to split and the node to prune, when the official rule fires: the busiest
+    /// node over 2/K, or a spread over 1/K, or the rarest node under 0.5/K.
+    pub fn decide(&self) -> Option<Split> {
+        let total: f64 = self.count.iter().sum();
+        if total <= 0.0 || self.k < 2 {
+            return None;
+        }
+        let split = argmax(&self.count);
+        let pruned = self.prune_candidate();
+        if split == pruned {
+            return None;
+        }
+        let p = 1.0 / self.k as f64;
+        let ps = self.count[split] / total;
+        let pd = self.count[pruned] / total;
+        let fires = ps > 2.0 * p || ps - pd > p || pd < 0.5 * p;
+        fires.then_some(Split { split, pruned })
+    }
+
+    /// The rarest node; among never-picked nodes, the one with the largest accumulated
+    /// distance (the farthest from the data).
+    fn prune_candidate(&self) -> usize {
+        let dead: Vec<usize> = (0..self.k).filter(|&i| self.count[i] == 0.0).collect();
+        if dead.is_empty() {
+            return argmin(&self.count);
+        }
+        *dead
+            .iter()
+            .max_by(|&&a, &&b| {
+                self.loss_acc[a]
+                    .total_cmp(&self.loss_acc[b])
+                    .then(b.cmp(&a))
+            })
+            .expect("non-empty")
+    }
+
+    /// Updates the counters for `s` (§2.5): the pruned node's picks go where its samples
+    /// would go next, then the split node's count is shared with its copy. The total is
+    /// conserved.
+    pub fn apply(&mut self, s: Split) {
+        let k = self.k;
+        let Split { split, pruned } = s;
+        self.redistribute_pruned(pruned);
+        let half = self.count[split] / 2.0;
+        self.count[split] = half;
+        self.count[pruned] = half;
+        for j in 0..k {
+            let row = self.near2[split * k + j] / 2.0;
+            self.near2[split * k + j] = row;
+            self.near2[pruned * k + j] = row;
+        }
+        for i in 0..k {
+            let col = self.near2[i * k + split] / 2.0;
+            self.near2[i * k + split] = col;
+            self.near2[i * k + pruned] += col;
+        }
+        self.loss_acc[pruned] = self.loss_acc[split];
+    }
+
+    fn redistribute_pruned(&mut self, pruned: usize) {
+        let k = self.k;
+        let mut weights: Vec<f64> = (0..k).map(|j| self.near2[pruned * k + j]).collect();
+        weights[pruned] = 0.0;
+        let sum: f64 = weights.iter().sum();
+        if sum <= 0.0 {
+            weights = (0..k)
+                .map(|j| if j == pruned { 0.0 } else { 1.0 })
+                .collect();
+        }
+        let sum: f64 = weights.iter().sum();
+        let moved = self.count[pruned];
+        let row: Vec<f64> = (0..k).map(|j| self.near2[pruned * k + j]).collect();
+        let col: Vec<f64> = (0..k).map(|i| self.near2[i * k + pruned]).collect();
+        for j in 0..k {
+            let share = weights[j] / sum;
+            self.count[j] += moved * share;
+            for m in 0..k {
+                self.near2[j * k + m] += row[m] * share;
+                self.near2[m * k + j] += col[m] * share;
+            }
+        }
+        self.count[pruned] = 0.0;
+        for j in 0..k {
+            self.near2[pruned * k + j] = 0.0;
+            self.near2[j * k + pruned] = 0.0;
+        }
+    }
+}
+
+fn nearest_two(d: &[f32]) -> (usize, Option<usize>) {
+    let first = crate::model::ddl::argmin(d) as usize;
+    let second = (0..d.len())
+        .filter(|&i| i != first)
+        .min_by(|&a, &b| d[a].total_cmp(&d[b]).then(a.cmp(&b)));
+    (first, second)
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for i in 1..v.len() {
+        if v[i] > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn argmin(v: &[f64]) -> usize {
+    let mut best = 0;
+    for i in 1..v.len() {
+        if v[i] < v[best] {
+            best = i;
+        }
+    }
+    best
+}
