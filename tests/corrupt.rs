@@ -263,7 +263,10 @@ fn nonzero_padding() {
     bytes[last_payload] |= 0x01;
     fix_crcs(&mut bytes);
     let total_bits: u64 = ddn::bitstream::layer_bits(&sample().0).iter().sum();
-    assert!(total_bits % 8 != 0, "the sample must have padding bits");
+    assert!(
+        !total_bits.is_multiple_of(8),
+        "the sample must have padding bits"
+    );
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
         Error::NonzeroPadding

@@ -143,7 +143,7 @@ impl Header {
         check(
             "tile size",
             self.tile as u64,
-            self.tile >= g && self.tile <= MAX_TILE && self.tile % g == 0,
+            self.tile >= g && self.tile <= MAX_TILE && self.tile.is_multiple_of(g),
             "a multiple of the largest cell, at most 4096",
         )
     }

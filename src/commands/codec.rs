@@ -72,7 +72,13 @@ fn check_output(input: &Path, output: &Path, force: bool) -> Result<()> {
     if output.exists() && !force {
         return Err(Error::OutputExists(output.to_path_buf()));
     }
-    Ok(())
+    match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(Error::io(
+            output,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "its folder does not exist"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -109,9 +115,10 @@ pub fn compress(opts: &CompressOptions) -> Result<()> {
 pub fn decompress(opts: &DecompressOptions) -> Result<()> {
     let output = output_path(&opts.input, &opts.output, "png");
     check_output(&opts.input, &output, opts.force)?;
-    let bytes = read_input(&opts.input)?;
+    // The file is checked before the model is loaded: a bad input fails fast.
+    let file = crate::bitstream::read_file(&read_input(&opts.input)?)?;
     let model = opts.model.load()?;
-    let decoded = codec::decode(&model, &bytes, opts.layers)?;
+    let decoded = codec::decode_file(&model, &file, opts.layers)?;
     if let Some(t) = decoded.truncation {
         eprintln!(
             "ddn: warning: truncated file: decoded {} of {} layers; the payload could not be verified",

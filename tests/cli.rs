@@ -1,0 +1,253 @@
+//! The `ddn` binary: round trips, and one clear line plus a non-zero exit for every bad
+//! input, with no output file left behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("tiny.safetensors");
+        std::fs::write(&model, common::tiny_model_bytes(1)).unwrap();
+        let png = dir.path().join("img.png");
+        common::test_image(37, 29, 3).save(&png).unwrap();
+        Sandbox { dir, model }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ddn(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ddn"));
+        cmd.current_dir(self.dir.path()).args(args);
+        if matches!(args[0], "compress" | "decompress") {
+            cmd.arg("--model").arg(&self.model);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Files in the sandbox other than the ones it started with.
+    fn extra_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "tiny.safetensors" && n != "img.png")
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn assert_clean_failure(out: &Output, expect: &str) {
+    assert!(!out.status.success(), "expected failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.starts_with("ddn: error: "), "{stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{stderr:?} should mention {expect:?}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+fn compress_sample(sb: &Sandbox) -> Vec<u8> {
+    let out = sb.ddn(&["compress", "img.png", "--layers", "4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(sb.path("img.ddn")).unwrap()
+}
+
+#[test]
+fn compress_decompress_info_round_trip() {
+    let sb = Sandbox::new();
+    compress_sample(&sb);
+    let out = sb.ddn(&["decompress", "img.ddn", "-o", "back.png"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = image::open(sb.path("back.png")).unwrap();
+    assert_eq!((back.width(), back.height()), (37, 29));
+    let info = sb.ddn(&["info", "img.ddn", "--json"]);
+    assert!(info.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["width"], 37);
+    assert_eq!(v["height"], 29);
+    assert_eq!(v["layers_coded"], 4);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["layers"].as_array().unwrap().len(), 4);
+    let text = sb.ddn(&["info", "img.ddn"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("model id"));
+}
+
+#[test]
+fn stdin_and_stdout() {
+    let sb = Sandbox::new();
+    let png = std::fs::read(sb.path("img.png")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ddn"))
+        .args(["compress", "-", "--layers", "3", "--model"])
+        .arg(&sb.model)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&png).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(&out.stdout[..4], ddn::bitstream::MAGIC.as_slice());
+}
+
+#[test]
+fn bad_ddn_inputs_fail_cleanly_and_leave_nothing() {
+    let sb = Sandbox::new();
+    let valid = compress_sample(&sb);
+    let mut flipped = valid.clone();
+    flipped[valid.len() / 2] ^= 0x08;
+    let mut state = 12345u64;
+    let random: Vec<u8> = (0..500)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect();
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        ("random.ddn", random, "not a .ddn file"),
+        ("empty.ddn", Vec::new(), "empty"),
+        (
+            "magic.ddn",
+            b"\x89PNG\r\n\x1a\nrest of a png".to_vec(),
+            "not a .ddn file",
+        ),
+        ("header.ddn", valid[..20].to_vec(), "truncated header"),
+        ("flipped.ddn", flipped, "checksum"),
+        (
+            "version.ddn",
+            [&valid[..4], &[9u8][..], &valid[5..]].concat(),
+            "version",
+        ),
+    ];
+    for (name, bytes, expect) in cases {
+        std::fs::write(sb.path(name), bytes).unwrap();
+        let out = sb.ddn(&["decompress", name, "-o", "out.png"]);
+        assert_clean_failure(&out, expect);
+        let out = sb.ddn(&["info", name]);
+        assert_clean_failure(&out, expect);
+        std::fs::remove_file(sb.path(name)).unwrap();
+        assert_eq!(
+            sb.extra_files(),
+            vec!["img.ddn".to_string()],
+            "after {name}"
+        );
+    }
+}
+
+#[test]
+fn outputs_are_never_overwritten_without_force() {
+    let sb = Sandbox::new();
+    compress_sample(&sb);
+    let before = std::fs::read(sb.path("img.ddn")).unwrap();
+    let out = sb.ddn(&["compress", "img.png", "--layers", "2"]);
+    assert_clean_failure(&out, "exists");
+    assert_eq!(std::fs::read(sb.path("img.ddn")).unwrap(), before);
+    let out = sb.ddn(&["compress", "img.png", "--layers", "2", "-f"]);
+    assert!(out.status.success());
+    assert_ne!(std::fs::read(sb.path("img.ddn")).unwrap(), before);
+    let out = sb.ddn(&["decompress", "img.ddn", "-o", "img.ddn", "-f"]);
+    assert_clean_failure(&out, "is the input");
+}
+
+#[test]
+fn bad_image_inputs_and_paths_fail_cleanly() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("junk.png"), b"this is not a png").unwrap();
+    assert_clean_failure(
+        &sb.ddn(&["compress", "junk.png", "-o", "junk.ddn"]),
+        "cannot read image",
+    );
+    std::fs::write(sb.path("empty.png"), b"").unwrap();
+    assert_clean_failure(&sb.ddn(&["compress", "empty.png", "-o", "e.ddn"]), "empty");
+    assert_clean_failure(&sb.ddn(&["compress", "missing.png"]), "missing.png");
+    assert_clean_failure(
+        &sb.ddn(&["compress", "img.png", "-o", "no/such/dir/x.ddn"]),
+        "x.ddn",
+    );
+    assert_clean_failure(
+        &sb.ddn(&["compress", "img.png", "-o", "z.ddn", "--layers", "99"]),
+        "--layers 99",
+    );
+    assert_clean_failure(
+        &sb.ddn(&["compress", "img.png", "-o", "z.ddn", "--bpp=-1"]),
+        "--bpp",
+    );
+    let bad_model = sb.path("bad.safetensors");
+    std::fs::write(&bad_model, b"nope").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ddn"))
+        .current_dir(sb.dir.path())
+        .args(["compress", "img.png", "-o", "m.ddn", "--model"])
+        .arg(&bad_model)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "invalid model");
+    std::fs::remove_file(sb.path("junk.png")).unwrap();
+    std::fs::remove_file(sb.path("empty.png")).unwrap();
+    std::fs::remove_file(&bad_model).unwrap();
+    assert!(sb.extra_files().is_empty(), "{:?}", sb.extra_files());
+}
+
+#[test]
+fn a_file_from_another_model_names_both() {
+    let sb = Sandbox::new();
+    compress_sample(&sb);
+    let other = sb.path("other.safetensors");
+    std::fs::write(&other, common::tiny_model_bytes(2)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ddn"))
+        .current_dir(sb.dir.path())
+        .args(["decompress", "img.ddn", "-o", "x.png", "--model"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let a = ddn::model::model_id(&common::tiny_model_bytes(1)).to_string();
+    let b = ddn::model::model_id(&common::tiny_model_bytes(2)).to_string();
+    assert_clean_failure(&out, &a);
+    assert_clean_failure(&out, &b);
+    assert!(!Path::new(&sb.path("x.png")).exists());
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let sb = Sandbox::new();
+    let top = sb.ddn(&["--help"]);
+    let text = String::from_utf8_lossy(&top.stdout).to_string();
+    for sub in [
+        "compress",
+        "decompress",
+        "info",
+        "train",
+        "eval",
+        "restore",
+        "sample",
+        "toy2d",
+    ] {
+        assert!(text.contains(sub), "--help lacks {sub}");
+        let out = Command::new(env!("CARGO_BIN_EXE_ddn"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sub} --help");
+    }
+}
