@@ -49,8 +49,8 @@ impl Default for EncodeOptions {
 }
 
 /// Keeps the nearest candidate of every cell.
-struct NearestChooser<'a> {
-    targets: &'a [Tensor],
+pub struct NearestChooser<'a> {
+    pub targets: &'a [Tensor],
 }
 
 impl Chooser for NearestChooser<'_> {
@@ -207,13 +207,17 @@ pub fn check_model(model: &Model, header: &Header) -> Result<()> {
 
 /// Decodes a `.ddn` file, using at most `max_layers` layers.
 pub fn decode(model: &Model, bytes: &[u8], max_layers: Option<usize>) -> Result<Decoded> {
-    let file = bitstream::read_file(bytes)?;
+    decode_file(model, &bitstream::read_file(bytes)?, max_layers)
+}
+
+/// Decodes a parsed `.ddn` file, using at most `max_layers` layers.
+pub fn decode_file(model: &Model, file: &DdnFile, max_layers: Option<usize>) -> Result<Decoded> {
     check_model(model, &file.header)?;
     let n = max_layers.map_or(file.layers.len(), |m| m.min(file.layers.len()));
     if n == 0 {
         return Err(Error::InvalidArgument("--layers must be at least 1".into()));
     }
-    let rgb = decode_layers(&model.network, &file, n)?;
+    let rgb = decode_layers(&model.network, file, n)?;
     let image = if file.header.grey {
         DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(rgb).to_luma8())
     } else {

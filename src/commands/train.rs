@@ -37,7 +37,8 @@ pub struct TrainArgs {
     pub lr: f64,
     #[arg(long, default_value_t = Hyper::default().warmup_steps)]
     pub warmup: u64,
-    /// Decay the learning rate (cosine, to a tenth) until --steps.
+    /// Decay the learning rate (cosine, to a tenth) until --steps; with --resume, this
+    /// replaces the checkpoint's decay schedule.
     #[arg(long)]
     pub decay: bool,
     /// Probability, per layer and step, that random choices replace the nearest.
@@ -77,7 +78,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         ));
     }
     let config = load_config(&a.config)?;
-    if a.crop % config.granule() as usize != 0 {
+    if !a.crop.is_multiple_of(config.granule() as usize) {
         return Err(Error::InvalidArgument(format!(
             "--crop {} must be a multiple of the model's largest cell, {} px",
             a.crop,
@@ -106,6 +107,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         steps: a.steps,
         minutes: a.minutes,
         resume: a.resume.clone(),
+        decay_until: if a.decay { a.steps } else { None },
         checkpoint: a
             .checkpoint
             .clone()

@@ -18,6 +18,9 @@ const TRAIN_KEY: &str = "ddn.train";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TrainMeta {
     step: u64,
+    /// Training seconds summed over every run that led here.
+    #[serde(default)]
+    seconds: f64,
     adam_t: u64,
     hyper: Hyper,
     stats: Vec<NodeStats>,
@@ -27,20 +30,30 @@ struct TrainMeta {
 pub struct Restored {
     pub config: ModelConfig,
     pub step: u64,
+    pub seconds: f64,
     pub adam_t: u64,
     pub hyper: Hyper,
     pub stats: Vec<NodeStats>,
     pub tensors: HashMap<String, Tensor>,
 }
 
-pub fn save(
-    path: &Path,
-    network: &Network,
-    adam: &Adam,
-    stats: &[NodeStats],
-    step: u64,
-    hyper: &Hyper,
-) -> Result<()> {
+/// What a checkpoint records besides the network.
+pub struct Progress<'a> {
+    pub adam: &'a Adam,
+    pub stats: &'a [NodeStats],
+    pub step: u64,
+    pub seconds: f64,
+    pub hyper: &'a Hyper,
+}
+
+pub fn save(path: &Path, network: &Network, progress: Progress) -> Result<()> {
+    let Progress {
+        adam,
+        stats,
+        step,
+        seconds,
+        hyper,
+    } = progress;
     let mut extra = Vec::new();
     for (p, (m, v)) in network.params().iter().zip(adam.m.iter().zip(&adam.v)) {
         extra.push((
@@ -54,6 +67,7 @@ pub fn save(
     }
     let meta = TrainMeta {
         step,
+        seconds,
         adam_t: adam.t,
         hyper: hyper.clone(),
         stats: stats.to_vec(),
@@ -82,6 +96,7 @@ pub fn load(path: &Path) -> Result<Restored> {
     Ok(Restored {
         config,
         step: meta.step,
+        seconds: meta.seconds,
         adam_t: meta.adam_t,
         hyper: meta.hyper,
         stats: meta.stats,

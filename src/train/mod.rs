@@ -92,6 +92,8 @@ pub struct Trainer {
     pub hyper: Hyper,
     /// Steps completed.
     pub step: u64,
+    /// Training seconds before this process (from the checkpoint).
+    pub seconds_before: f64,
 }
 
 impl Trainer {
@@ -116,6 +118,7 @@ impl Trainer {
             stats,
             hyper,
             step: 0,
+            seconds_before: 0.0,
         })
     }
 
@@ -137,6 +140,7 @@ impl Trainer {
         trainer.adam.t = r.adam_t;
         trainer.stats = r.stats;
         trainer.step = r.step;
+        trainer.seconds_before = r.seconds;
         Ok(trainer)
     }
 
@@ -182,7 +186,7 @@ impl Trainer {
 
     /// At most one split per DDL: the split node's head rows and Adam moments are copied
     /// into the pruned node's slot.
-    fn split_and_prune(&mut self) -> Result<usize> {
+    pub fn split_and_prune(&mut self) -> Result<usize> {
         let mut splits = 0;
         for (stats, head) in self.stats.iter_mut().zip(self.network.heads()) {
             let Some(s) = stats.decide() else { continue };
@@ -194,6 +198,21 @@ impl Trainer {
             splits += 1;
         }
         Ok(splits)
+    }
+
+    /// Writes a checkpoint of this run after `seconds` of training in this process.
+    pub fn save_checkpoint(&self, path: &std::path::Path, seconds: f64) -> Result<()> {
+        checkpoint::save(
+            path,
+            &self.network,
+            checkpoint::Progress {
+                adam: &self.adam,
+                stats: &self.stats,
+                step: self.step,
+                seconds: self.seconds_before + seconds,
+                hyper: &self.hyper,
+            },
+        )
     }
 
     /// The trained model file's bytes: weights and configuration only.
@@ -214,6 +233,8 @@ pub struct RunOptions {
     /// Stop after this many minutes of this invocation.
     pub minutes: Option<f64>,
     pub resume: Option<PathBuf>,
+    /// On resume, replace the checkpoint's decay end (`--decay` with a new `--steps`).
+    pub decay_until: Option<u64>,
     pub checkpoint: PathBuf,
     pub checkpoint_every: u64,
     pub log: PathBuf,
@@ -305,6 +326,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         Some(path) => Trainer::resume(path, &device)?,
         None => Trainer::new(&opts.config, opts.hyper.clone(), &device)?,
     };
+    if let (Some(_), Some(until)) = (&opts.resume, opts.decay_until) {
+        trainer.hyper.decay_until = until;
+    }
     let hyper = trainer.hyper.clone();
     let dataset = Dataset::load(&opts.data, hyper.crop)?;
     let started = Instant::now();
@@ -333,7 +357,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 &report,
                 &window,
                 trainer.network.config(),
-                started,
+                trainer.seconds_before + started.elapsed().as_secs_f64(),
                 hyper.lr_at(trainer.step),
             );
             writeln!(log, "{}", line.csv).map_err(|e| Error::io(&opts.log, e))?;
@@ -343,30 +367,17 @@ pub fn run(opts: &RunOptions) -> Result<()> {
             window = Window::new();
         }
         if trainer.step % opts.checkpoint_every == 0 {
-            checkpoint::save(
-                &opts.checkpoint,
-                &trainer.network,
-                &trainer.adam,
-                &trainer.stats,
-                trainer.step,
-                &hyper,
-            )?;
+            trainer.save_checkpoint(&opts.checkpoint, started.elapsed().as_secs_f64())?;
         }
     }
-    checkpoint::save(
-        &opts.checkpoint,
-        &trainer.network,
-        &trainer.adam,
-        &trainer.stats,
-        trainer.step,
-        &hyper,
-    )?;
+    trainer.save_checkpoint(&opts.checkpoint, started.elapsed().as_secs_f64())?;
     crate::io::write_output(&opts.out, true, &trainer.model_bytes()?)?;
     bar.finish();
     eprintln!(
-        "trained to step {} in {:.1} min; model {} (checkpoint {})",
+        "trained to step {} in {:.1} min ({:.1} min in all); model {} (checkpoint {})",
         trainer.step,
         started.elapsed().as_secs_f64() / 60.0,
+        (trainer.seconds_before + started.elapsed().as_secs_f64()) / 60.0,
         opts.out.display(),
         opts.checkpoint.display()
     );
@@ -417,13 +428,7 @@ struct LogLine {
     human: String,
 }
 
-fn log_line(
-    r: &StepReport,
-    w: &Window,
-    config: &ModelConfig,
-    started: Instant,
-    lr: f64,
-) -> LogLine {
+fn log_line(r: &StepReport, w: &Window, config: &ModelConfig, seconds: f64, lr: f64) -> LogLine {
     let ips = w.images as f64 / w.started.elapsed().as_secs_f64().max(1e-9);
     let entropy = w.level_entropy(config);
     let dead = w.dead_nodes();
@@ -434,7 +439,7 @@ fn log_line(
         csv: format!(
             "{},{:.1},{:.2},{:.6},{:.3},{:.6},{:.4},{},{},{}",
             r.step,
-            started.elapsed().as_secs_f64(),
+            seconds,
             ips,
             loss,
             psnr,

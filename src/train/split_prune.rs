@@ -107,27 +107,27 @@ impl NodeStats {
         self.loss_acc[pruned] = self.loss_acc[split];
     }
 
+    /// Gives the pruned node's picks to the nodes its samples would go to next (its
+    /// `near2` row), or evenly when it has none, and forgets its `near2` entries. O(K): the
+    /// reference also moves the `near2` mass itself, which costs O(K²) per split and only
+    /// refines later redistributions.
     fn redistribute_pruned(&mut self, pruned: usize) {
         let k = self.k;
-        let mut weights: Vec<f64> = (0..k).map(|j| self.near2[pruned * k + j]).collect();
-        weights[pruned] = 0.0;
-        let sum: f64 = weights.iter().sum();
-        if sum <= 0.0 {
-            weights = (0..k)
-                .map(|j| if j == pruned { 0.0 } else { 1.0 })
-                .collect();
-        }
-        let sum: f64 = weights.iter().sum();
+        let row: Vec<(usize, f64)> = (0..k)
+            .filter(|&j| j != pruned && self.near2[pruned * k + j] > 0.0)
+            .map(|j| (j, self.near2[pruned * k + j]))
+            .collect();
         let moved = self.count[pruned];
-        let row: Vec<f64> = (0..k).map(|j| self.near2[pruned * k + j]).collect();
-        let col: Vec<f64> = (0..k).map(|i| self.near2[i * k + pruned]).collect();
-        for j in 0..k {
-            let share = weights[j] / sum;
-            self.count[j] += moved * share;
-            for m in 0..k {
-                self.near2[j * k + m] += row[m] * share;
-                self.near2[m * k + j] += col[m] * share;
+        let sum: f64 = row.iter().map(|&(_, w)| w).sum();
+        if sum > 0.0 {
+            for &(j, w) in &row {
+                self.count[j] += moved * w / sum;
             }
+        } else {
+            let share = moved / (k - 1) as f64;
+            (0..k)
+                .filter(|&j| j != pruned)
+                .for_each(|j| self.count[j] += share);
         }
         self.count[pruned] = 0.0;
         for j in 0..k {

@@ -1,0 +1,437 @@
+//! The DDN core: per-cell selection, gradient flow, Split-and-Prune, chain dropout and
+//! exact resumption of training.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use ddn::codec::NearestChooser;
+use ddn::model::ddl::{argmin, nearest, Candidates, LayerShape};
+use ddn::model::{ModelConfig, Network, Walk};
+use ddn::rng::Rng;
+use ddn::train::chooser::{dropout_fires, TrainChooser};
+use ddn::train::data::Dataset;
+use ddn::train::split_prune::{NodeStats, Split};
+use ddn::train::{Hyper, Trainer};
+
+fn randn(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn brute_force_distances(images: &Tensor, target: &Tensor, s: LayerShape) -> Vec<f32> {
+    let all = images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let tgt = target.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (h, w) = (s.height, s.width);
+    let mut out = vec![0f32; s.batch * s.k * s.cells()];
+    for b in 0..s.batch {
+        for k in 0..s.k {
+            for c in 0..3 {
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = (((b * s.k + k) * 3 + c) * h + y) * w + x;
+                        let t = ((b * 3 + c) * h + y) * w + x;
+                        let cell = (y / s.cell) * s.cells_x() + x / s.cell;
+                        out[(b * s.k + k) * s.cells() + cell] += (all[i] - tgt[t]).powi(2);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn per_cell_selection_matches_brute_force() {
+    let mut rng = Rng::new(11);
+    for (s2d, cell) in [(1usize, 1usize), (1, 4), (2, 2), (2, 8)] {
+        let (b, c, k, h, w) = (2, 5, 7, 16, 8);
+        let shape = LayerShape {
+            batch: b,
+            k,
+            height: h,
+            width: w,
+            cell,
+            s2d,
+        };
+        let feat = randn(&mut rng, &[b, c, h / s2d, w / s2d]);
+        let head = randn(&mut rng, &[k * 3 * s2d * s2d, c, 1, 1]);
+        let prev = randn(&mut rng, &[b, 3, h, w]);
+        let target = randn(&mut rng, &[b, 3, h, w]);
+        let cands = Candidates::new(&feat, &head, &prev, shape).unwrap();
+        let fast = cands.cell_distances(&target).unwrap();
+        let slow = brute_force_distances(&cands.images().unwrap(), &target, shape);
+        for (a, e) in fast.iter().zip(&slow) {
+            assert!(
+                (a - e).abs() <= 1e-3 * e.max(1.0),
+                "s2d {s2d} cell {cell}: {a} vs {e}"
+            );
+        }
+        let chosen = nearest(&fast, shape);
+        for bi in 0..b {
+            for ci in 0..shape.cells() {
+                let d: Vec<f32> = (0..k)
+                    .map(|ki| slow[(bi * k + ki) * shape.cells() + ci])
+                    .collect();
+                let best = d.iter().cloned().fold(f32::INFINITY, f32::min);
+                let got = chosen[bi * shape.cells() + ci] as usize;
+                assert!(d[got] <= best + 1e-3 * best.max(1.0));
+            }
+        }
+    }
+}
+
+#[test]
+fn argmin_ties_go_to_the_lowest_index() {
+    assert_eq!(argmin(&[3.0, 1.0, 1.0, 2.0]), 1);
+    assert_eq!(argmin(&[0.5, 0.5]), 0);
+    // Two identical nodes (a split's copy) always resolve to the lower one.
+    let mut rng = Rng::new(2);
+    let shape = LayerShape {
+        batch: 1,
+        k: 3,
+        height: 4,
+        width: 4,
+        cell: 2,
+        s2d: 1,
+    };
+    let feat = randn(&mut rng, &[1, 4, 4, 4]);
+    let row = randn(&mut rng, &[3, 4, 1, 1]);
+    let far = (randn(&mut rng, &[3, 4, 1, 1]) * 50.0).unwrap();
+    let head = Tensor::cat(&[&far, &row, &row], 0).unwrap();
+    let prev = Tensor::zeros((1, 3, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    let cands = Candidates::new(&feat, &head, &prev, shape).unwrap();
+    let target = cands
+        .images()
+        .unwrap()
+        .narrow(1, 1, 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+    let chosen = nearest(&cands.cell_distances(&target).unwrap(), shape);
+    assert_eq!(chosen, vec![1, 1, 1, 1]);
+}
+
+#[test]
+fn only_chosen_candidates_receive_gradient() {
+    let network = Network::new(&ModelConfig::tiny(), 3, &Device::Cpu).unwrap();
+    let image = Tensor::rand(-0.5f32, 0.5, (2, 3, 8, 8), &Device::Cpu).unwrap();
+    let layers = network.config().layer_count();
+    let targets = network.layer_targets(&image, layers).unwrap();
+    let mut chooser = NearestChooser { targets: &targets };
+    let walk = network
+        .walk(2, 8, 8, layers, Walk::Choose(&mut chooser))
+        .unwrap();
+    let loss = walk
+        .images
+        .iter()
+        .zip(&targets)
+        .map(|(a, t)| ddn::model::ddl::mse(a, t).unwrap())
+        .reduce(|a, b| (a + b).unwrap())
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    for (l, head) in network.heads().iter().enumerate() {
+        let k = network.config().schedule()[l].k as usize;
+        let g = grads.get(head).unwrap().reshape((k, ())).unwrap();
+        let norms = g.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
+        let chosen: std::collections::BTreeSet<u32> = walk.indices[l].iter().copied().collect();
+        for (node, &n) in norms.iter().enumerate() {
+            if chosen.contains(&(node as u32)) {
+                assert!(n > 0.0, "layer {l}: chosen node {node} got no gradient");
+            } else {
+                assert_eq!(n, 0.0, "layer {l}: unchosen node {node} got gradient");
+            }
+        }
+    }
+}
+
+#[test]
+fn replay_reproduces_the_encoder_walk_exactly() {
+    let network = Network::new(&ModelConfig::tiny(), 4, &Device::Cpu).unwrap();
+    let image = Tensor::rand(-0.5f32, 0.5, (3, 3, 16, 8), &Device::Cpu).unwrap();
+    let n = network.config().layer_count();
+    let targets = network.layer_targets(&image, n).unwrap();
+    let mut chooser = NearestChooser { targets: &targets };
+    let enc = network
+        .walk(3, 16, 8, n, Walk::Choose(&mut chooser))
+        .unwrap();
+    let dec = network
+        .walk(3, 16, 8, n, Walk::Replay(&enc.indices))
+        .unwrap();
+    for (a, b) in enc.images.iter().zip(&dec.images) {
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
+}
+
+#[test]
+fn every_layer_brings_the_walk_closer_on_average() {
+    // Nearest selection can never be worse than the previous image plus the best of K
+    // residuals — with one zero-ish residual among them, error cannot grow much. Check
+    // the final image is closer to the target than the first layer's.
+    let network = Network::new(&ModelConfig::tiny(), 5, &Device::Cpu).unwrap();
+    let image = Tensor::rand(-0.5f32, 0.5, (2, 3, 16, 16), &Device::Cpu).unwrap();
+    let n = network.config().layer_count();
+    let targets = network.layer_targets(&image, n).unwrap();
+    let mut chooser = NearestChooser { targets: &targets };
+    let walk = network
+        .walk(2, 16, 16, n, Walk::Choose(&mut chooser))
+        .unwrap();
+    let err = |l: usize| {
+        let up = walk.images[l].upsample_nearest2d(16, 16).unwrap();
+        ddn::model::ddl::mse(&up, &image)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert!(err(n - 1) < err(0));
+}
+
+#[test]
+fn split_copies_head_rows_and_adam_moments() {
+    let hyper = Hyper {
+        batch: 2,
+        crop: 8,
+        ..Hyper::default()
+    };
+    let mut trainer = Trainer::new(&ModelConfig::tiny(), hyper, &Device::Cpu).unwrap();
+    let data = Dataset::from_images(vec![common::test_image(32, 32, 1)]);
+    let batch = data.batch(1, 0, 2, 8, &Device::Cpu).unwrap();
+    trainer.train_step(&batch).unwrap();
+    // Make node 2 of layer 0 busy and node 1 rare.
+    let k = trainer.stats[0].k;
+    trainer.stats[0].count = vec![10.0; k];
+    trainer.stats[0].count[2] = 1000.0;
+    trainer.stats[0].count[1] = 1.0;
+    assert_eq!(
+        trainer.stats[0].decide(),
+        Some(Split {
+            split: 2,
+            pruned: 1
+        })
+    );
+    let head = trainer.network.heads()[0].clone();
+    let i = trainer.adam.position(&head).unwrap();
+    let rows = |v: &Var, node: usize| {
+        v.as_tensor()
+            .narrow(0, 3 * node, 3)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let before = (
+        rows(&head, 2),
+        rows(&trainer.adam.m[i], 2),
+        rows(&trainer.adam.v[i], 2),
+    );
+    assert!(
+        before.1.iter().any(|&x| x != 0.0),
+        "moments must be nonzero for the test to mean something"
+    );
+    trainer.split_and_prune().unwrap();
+    assert_eq!(rows(&head, 1), before.0);
+    assert_eq!(rows(&trainer.adam.m[i], 1), before.1);
+    assert_eq!(rows(&trainer.adam.v[i], 1), before.2);
+    assert_eq!(rows(&head, 2), before.0);
+    let total: f64 = trainer.stats[0].count.iter().sum();
+    assert!(
+        (total - (10.0 * (k - 2) as f64 + 1001.0)).abs() < 1e-9,
+        "counts are conserved"
+    );
+    assert_eq!(trainer.stats[0].count[1], trainer.stats[0].count[2]);
+}
+
+#[test]
+fn split_and_prune_rule_follows_the_reference_thresholds() {
+    let mut s = NodeStats::new(4);
+    s.count = vec![25.0, 25.0, 25.0, 25.0];
+    assert_eq!(s.decide(), None, "uniform use never splits");
+    s.count = vec![30.0, 25.0, 25.0, 20.0];
+    assert_eq!(s.decide(), None, "spread 0.10 < 1/K");
+    s.count = vec![55.0, 20.0, 15.0, 10.0];
+    assert_eq!(
+        s.decide(),
+        Some(Split {
+            split: 0,
+            pruned: 3
+        }),
+        "rarest under 0.5/K"
+    );
+    s.count = vec![45.0, 20.0, 20.0, 15.0];
+    assert_eq!(
+        s.decide(),
+        Some(Split {
+            split: 0,
+            pruned: 3
+        }),
+        "spread 0.30 > 1/K"
+    );
+    s.count = vec![10.0, 0.0, 0.0, 5.0];
+    s.loss_acc = vec![1.0, 3.0, 7.0, 1.0];
+    assert_eq!(
+        s.decide(),
+        Some(Split {
+            split: 0,
+            pruned: 2
+        }),
+        "dead node farthest from the data"
+    );
+}
+
+#[test]
+fn chain_dropout_fires_at_its_rate() {
+    let p = 0.05;
+    let draws = 40_000u64;
+    let fired = (0..draws)
+        .filter(|&i| dropout_fires(9, i / 8, (i % 8) as usize, p))
+        .count() as f64;
+    let rate = fired / draws as f64;
+    assert!((rate - p).abs() < 0.005, "rate {rate}");
+    assert!(!dropout_fires(9, 0, 0, 0.0));
+    assert!((0..100).all(|s| dropout_fires(9, s, 0, 1.0)));
+}
+
+#[test]
+fn chain_dropout_replaces_the_nearest_with_random_choices() {
+    let network = Network::new(&ModelConfig::tiny(), 6, &Device::Cpu).unwrap();
+    let image = Tensor::rand(-0.5f32, 0.5, (4, 3, 16, 16), &Device::Cpu).unwrap();
+    let n = network.config().layer_count();
+    let targets = network.layer_targets(&image, n).unwrap();
+    let mut stats: Vec<NodeStats> = network
+        .config()
+        .schedule()
+        .iter()
+        .map(|s| NodeStats::new(s.k as usize))
+        .collect();
+    let walk_with = |p: f64, stats: &mut [NodeStats]| {
+        let mut chooser = TrainChooser {
+            targets: &targets,
+            stats,
+            picks: Vec::new(),
+            seed: 1,
+            step: 0,
+            chain_dropout: p,
+        };
+        network
+            .walk(4, 16, 16, n, Walk::Choose(&mut chooser))
+            .unwrap()
+            .indices
+    };
+    let greedy = walk_with(0.0, &mut stats);
+    let mut nearest_chooser = NearestChooser { targets: &targets };
+    let reference = network
+        .walk(4, 16, 16, n, Walk::Choose(&mut nearest_chooser))
+        .unwrap()
+        .indices;
+    assert_eq!(greedy, reference);
+    let random = walk_with(1.0, &mut stats);
+    assert_ne!(random[0], greedy[0]);
+    let picks: f64 = stats[0].count.iter().sum();
+    assert_eq!(
+        picks as usize,
+        2 * greedy[0].len(),
+        "counters see the true nearest both times"
+    );
+}
+
+fn all_state(t: &Trainer) -> Vec<Vec<f32>> {
+    let flat = |v: &Var| {
+        v.as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let mut out: Vec<Vec<f32>> = t.network.params().iter().map(|p| flat(&p.var)).collect();
+    out.extend(t.adam.m.iter().map(flat));
+    out.extend(t.adam.v.iter().map(flat));
+    out
+}
+
+#[test]
+fn resumed_training_equals_an_unbroken_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let data = Dataset::from_images(vec![
+        common::test_image(40, 40, 1),
+        common::test_image(48, 40, 2),
+    ]);
+    let hyper = Hyper {
+        batch: 3,
+        crop: 16,
+        warmup_steps: 2,
+        chain_dropout: 0.3,
+        ..Hyper::default()
+    };
+    let run = |trainer: &mut Trainer, steps: u64| {
+        for _ in 0..steps {
+            let batch = data
+                .batch(
+                    hyper.seed,
+                    trainer.step,
+                    hyper.batch,
+                    hyper.crop,
+                    &Device::Cpu,
+                )
+                .unwrap();
+            trainer.train_step(&batch).unwrap();
+        }
+    };
+    let mut unbroken = Trainer::new(&ModelConfig::tiny(), hyper.clone(), &Device::Cpu).unwrap();
+    run(&mut unbroken, 6);
+
+    let mut first = Trainer::new(&ModelConfig::tiny(), hyper.clone(), &Device::Cpu).unwrap();
+    run(&mut first, 3);
+    first.save_checkpoint(&ckpt, 1.5).unwrap();
+    drop(first);
+    let mut resumed = Trainer::resume(&ckpt, &Device::Cpu).unwrap();
+    assert_eq!(resumed.step, 3);
+    assert_eq!(resumed.seconds_before, 1.5);
+    run(&mut resumed, 3);
+
+    assert_eq!(resumed.step, unbroken.step);
+    assert_eq!(resumed.adam.t, unbroken.adam.t);
+    assert_eq!(resumed.stats, unbroken.stats);
+    assert!(
+        all_state(&resumed) == all_state(&unbroken),
+        "weights or moments differ"
+    );
+}
+
+#[test]
+fn training_lowers_the_loss_on_a_tiny_problem() {
+    let data = Dataset::from_images(vec![common::test_image(32, 32, 3)]);
+    let hyper = Hyper {
+        batch: 4,
+        crop: 16,
+        lr: 2e-3,
+        warmup_steps: 5,
+        ..Hyper::default()
+    };
+    let mut trainer = Trainer::new(&ModelConfig::tiny(), hyper.clone(), &Device::Cpu).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..60 {
+        let batch = data
+            .batch(
+                hyper.seed,
+                trainer.step,
+                hyper.batch,
+                hyper.crop,
+                &Device::Cpu,
+            )
+            .unwrap();
+        losses.push(trainer.train_step(&batch).unwrap().loss);
+    }
+    let early: f64 = losses[..10].iter().sum::<f64>() / 10.0;
+    let late: f64 = losses[50..].iter().sum::<f64>() / 10.0;
+    assert!(late < 0.8 * early, "loss {early} -> {late}");
+}
