@@ -9,6 +9,7 @@ pub mod bitstream;
 pub mod codec;
 pub mod commands;
 pub mod error;
+pub mod eval;
 pub mod io;
 pub mod model;
 pub mod rng;

@@ -114,7 +114,8 @@ fn argmin_ties_go_to_the_lowest_index() {
 
 #[test]
 fn only_chosen_candidates_receive_gradient() {
-    let network = Network::new(&ModelConfig::tiny(), 3, &Device::Cpu).unwrap();
+    let mut network = Network::new(&ModelConfig::tiny(), 3, &Device::Cpu).unwrap();
+    network.set_track_grad(true);
     let image = Tensor::rand(-0.5f32, 0.5, (2, 3, 8, 8), &Device::Cpu).unwrap();
     let layers = network.config().layer_count();
     let targets = network.layer_targets(&image, layers).unwrap();

@@ -86,7 +86,7 @@ fn header_for(
 }
 
 /// Bytes of a whole file with the first `n` layers.
-fn file_bytes(model: &Model, width: u32, height: u32, tile: u32, n: usize) -> u64 {
+pub fn encoded_len(model: &Model, width: u32, height: u32, tile: u32, n: usize) -> u64 {
     let header = header_for(model, width, height, false, tile, n);
     let bits: u64 = layer_bits(&header).iter().sum();
     header.encoded_len() as u64 + bits.div_ceil(8) + 4
@@ -108,10 +108,10 @@ pub fn layers_for_rate(
         ))),
         Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = bpp * width as f64 * height as f64;
-            let fits = |n: usize| file_bytes(model, width, height, tile, n) as f64 * 8.0 <= budget;
+            let fits = |n: usize| encoded_len(model, width, height, tile, n) as f64 * 8.0 <= budget;
             let n = (1..=total).take_while(|&n| fits(n)).count();
             if n == 0 {
-                let min = file_bytes(model, width, height, tile, 1) as f64 * 8.0
+                let min = encoded_len(model, width, height, tile, 1) as f64 * 8.0
                     / (width as f64 * height as f64);
                 return Err(Error::InvalidArgument(format!(
                     "--bpp {bpp} is below this image's smallest rate, {min:.4} bpp (one layer)"

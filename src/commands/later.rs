@@ -1,4 +1,4 @@
-//! Subcommands whose work is still being built: `eval`, `restore`, `sample`. Their
+//! Subcommands whose work is still being built: `restore`, `sample`. Their
 //! options are final; each says clearly that it is not available yet.
 
 use std::path::PathBuf;
@@ -6,27 +6,6 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 
 use super::device::ModelArgs;
-
-#[derive(Debug, clap::Args)]
-pub struct EvalOptions {
-    /// Folder of test images (e.g. Kodak).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Target rates in bpp, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.05, 0.1, 0.25, 0.5, 0.75])]
-    pub rates: Vec<f64>,
-    /// JPEG qualities to sweep, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub jpeg_qualities: Vec<u8>,
-    /// Other codecs' curves to draw alongside (JSON, as shared/anchors/kodak_rd.json).
-    #[arg(long)]
-    pub anchors: Option<PathBuf>,
-    /// Folder for rd.json, rd.csv and the plots.
-    #[arg(long, default_value = "eval-out")]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub model: ModelArgs,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Task {
@@ -90,10 +69,6 @@ fn not_yet(what: &str) -> Result<()> {
     Err(Error::InvalidArgument(format!(
         "`ddn {what}` is not available in this version yet"
     )))
-}
-
-pub fn eval(_: &EvalOptions) -> Result<()> {
-    not_yet("eval")
 }
 
 pub fn restore(_: &RestoreOptions) -> Result<()> {

@@ -7,6 +7,7 @@ use crate::error::Result;
 
 pub mod codec;
 pub mod device;
+pub mod eval;
 pub mod info;
 pub mod later;
 pub mod toy2d;
@@ -24,7 +25,7 @@ pub enum Command {
     /// Train a DDN model on a folder of images.
     Train(train::TrainArgs),
     /// Measure rate-distortion (bpp, PSNR, MS-SSIM) on a folder of images, against JPEG.
-    Eval(later::EvalOptions),
+    Eval(eval::EvalOptions),
     /// Restore an image zero-shot with a guided walk: super-resolution, inpainting,
     /// colorization, denoising.
     Restore(later::RestoreOptions),
@@ -41,7 +42,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Decompress(o) => codec::decompress(&o),
         Command::Info(o) => info::run(&o),
         Command::Train(o) => train::run(&o),
-        Command::Eval(o) => later::eval(&o),
+        Command::Eval(o) => eval::run(&o),
         Command::Restore(o) => later::restore(&o),
         Command::Sample(o) => later::sample(&o),
         Command::Toy2d(o) => toy2d::run(&o),

@@ -84,6 +84,9 @@ pub struct Network {
     init: Var,
     levels: Vec<Level>,
     device: Device,
+    /// Keep the autograd graph through a walk (training). Off, every layer's outputs are
+    /// detached, so a long walk holds no graph and memory stays flat.
+    track_grad: bool,
 }
 
 /// Draws weights uniformly in ±`bound`.
@@ -169,7 +172,13 @@ impl Network {
             init,
             levels,
             device: device.clone(),
+            track_grad: false,
         })
+    }
+
+    /// Whether walks keep the gradient graph (training) or not (coding).
+    pub fn set_track_grad(&mut self, on: bool) {
+        self.track_grad = on;
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -313,6 +322,9 @@ impl Network {
                 }
                 let x = Tensor::cat(&[&feat, &space_to_depth(&image, level.s2d)?], 1)?;
                 feat = (&feat + layer.conv2.forward(&layer.conv1.forward(&x)?.silu()?)?)?;
+                if !self.track_grad {
+                    feat = feat.detach();
+                }
                 let shape = self.layer_shape(n, batch, height, width);
                 let (chosen, indices) = match &mut how {
                     Walk::Replay(all) => {
@@ -334,7 +346,11 @@ impl Network {
                     }
                 };
                 image = chosen.detach();
-                result.images.push(chosen);
+                result.images.push(if self.track_grad {
+                    chosen
+                } else {
+                    image.clone()
+                });
                 result.indices.push(indices);
             }
             if result.indices.len() == max_layers {

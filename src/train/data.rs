@@ -80,6 +80,19 @@ impl Dataset {
         self.images.is_empty()
     }
 
+    /// `n` seeded random crops of `crop × crop` pixels, as images.
+    pub fn crops(&self, seed: u64, n: usize, crop: u32) -> Vec<RgbImage> {
+        let mut rng = Rng::derive(seed, &[0xC209]);
+        (0..n)
+            .map(|_| {
+                let image = &self.images[rng.below(self.images.len() as u64) as usize];
+                let x = rng.below((image.width() - crop + 1) as u64) as u32;
+                let y = rng.below((image.height() - crop + 1) as u64) as u32;
+                image::imageops::crop_imm(image, x, y, crop, crop).to_image()
+            })
+            .collect()
+    }
+
     /// The batch of step `step`: `[batch, 3, crop, crop]` in model space. It depends only
     /// on `(seed, step)`, so a resumed run sees the same crops as an unbroken one.
     pub fn batch(

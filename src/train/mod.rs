@@ -98,7 +98,8 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(config: &ModelConfig, hyper: Hyper, device: &Device) -> Result<Self> {
-        let network = Network::new(config, hyper.seed, device)?;
+        let mut network = Network::new(config, hyper.seed, device)?;
+        network.set_track_grad(true);
         let vars = network.params().into_iter().map(|p| p.var).collect();
         let adam = Adam::new(
             vars,

@@ -1,0 +1,100 @@
+//! Criterion benchmarks: encode and decode of a 768×512 Kodak-sized image at 0.25 bpp
+//! with the built-in model, the index packer, and one network layer.
+//!
+//! Run with `cargo bench`; HTML-free reports land in target/criterion.
+
+use candle_core::Device;
+use criterion::{criterion_group, criterion_main, Criterion};
+use ddn::bitstream::packer::{pack_indices, unpack_indices, Bits};
+use ddn::codec::{decode, encode, EncodeOptions, Rate};
+use ddn::io::SourceImage;
+use ddn::model::ddl::Candidates;
+use ddn::model::{Model, DEFAULT_MODEL};
+
+/// A 768×512 photo: kodim23 from samples/ tiled to Kodak's size.
+fn kodak_sized() -> SourceImage {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.png");
+    let crop = image::open(path).expect("sample image").to_rgb8();
+    let rgb = image::RgbImage::from_fn(768, 512, |x, y| {
+        let (w, h) = (crop.width(), crop.height());
+        // Mirror at the edges so the tiled image has no hard seams.
+        let fold = |v: u32, n: u32| {
+            if (v / n).is_multiple_of(2) {
+                v % n
+            } else {
+                n - 1 - v % n
+            }
+        };
+        *crop.get_pixel(fold(x, w), fold(y, h))
+    });
+    SourceImage {
+        rgb,
+        grey: false,
+        had_alpha: false,
+    }
+}
+
+fn codec(c: &mut Criterion) {
+    let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu).expect("built-in model");
+    let source = kodak_sized();
+    let opts = EncodeOptions {
+        rate: Rate::Bpp(0.25),
+        ..EncodeOptions::default()
+    };
+    let bytes = encode(&model, &source, opts).unwrap();
+    let mut group = c.benchmark_group("codec_768x512_0.25bpp");
+    group.sample_size(10);
+    group.bench_function("encode", |b| {
+        b.iter(|| encode(&model, &source, opts).unwrap())
+    });
+    group.bench_function("decode", |b| {
+        b.iter(|| decode(&model, &bytes, None).unwrap())
+    });
+    group.finish();
+}
+
+fn packer(c: &mut Criterion) {
+    let indices: Vec<u32> = (0..100_000u32)
+        .map(|i| (i * 2_654_435_761u32) % 100)
+        .collect();
+    c.bench_function("pack_100k_indices_k100", |b| {
+        b.iter(|| {
+            let mut bits = Bits::new();
+            pack_indices(&mut bits, 100, &indices);
+            bits
+        })
+    });
+    let mut bits = Bits::new();
+    pack_indices(&mut bits, 100, &indices);
+    c.bench_function("unpack_100k_indices_k100", |b| {
+        b.iter(|| unpack_indices(&bits, 100, indices.len()).unwrap())
+    });
+}
+
+fn layer(c: &mut Criterion) {
+    // The heaviest layer shape of the default ladder on one 256-px tile: 64 candidates of
+    // 8-px cells from 48-channel space-to-depth features.
+    let dev = Device::Cpu;
+    let shape = ddn::model::ddl::LayerShape {
+        batch: 1,
+        k: 64,
+        height: 256,
+        width: 256,
+        cell: 8,
+        s2d: 2,
+    };
+    let feat = candle_core::Tensor::randn(0f32, 1.0, (1, 48, 128, 128), &dev).unwrap();
+    let head = candle_core::Tensor::randn(0f32, 0.1, (64 * 12, 48, 1, 1), &dev).unwrap();
+    let prev = candle_core::Tensor::zeros((1, 3, 256, 256), candle_core::DType::F32, &dev).unwrap();
+    let target = candle_core::Tensor::randn(0f32, 0.2, (1, 3, 256, 256), &dev).unwrap();
+    c.bench_function("ddl_select_256px_k64", |b| {
+        b.iter(|| {
+            let cands = Candidates::new(&feat, &head, &prev, shape).unwrap();
+            let dist = cands.cell_distances(&target).unwrap();
+            ddn::model::ddl::nearest(&dist, shape)
+        })
+    });
+}
+
+criterion_group!(benches, codec, packer, layer);
+criterion_main!(benches);

@@ -1,0 +1,193 @@
+//! `ddn eval`: rate-distortion of the codec on a folder of images, next to baselines.
+
+pub mod metrics;
+pub mod rvq;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::codec::{self, layers_for_rate, EncodeOptions, Rate};
+use crate::error::{Error, Result};
+use crate::io::SourceImage;
+use crate::model::Model;
+
+/// One image coded at one setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub codec: String,
+    pub image: String,
+    /// The requested rate (bpp) or quality.
+    pub setting: f64,
+    pub layers: usize,
+    pub bpp: f64,
+    pub psnr: f64,
+    pub encode_s: f64,
+    pub decode_s: f64,
+}
+
+/// Mean over images of one codec at one setting (as CompressAI averages).
+#[derive(Debug, Clone, Serialize)]
+pub struct MeanPoint {
+    pub codec: String,
+    pub setting: f64,
+    pub images: usize,
+    pub bpp: f64,
+    pub psnr: f64,
+    pub encode_s: f64,
+    pub decode_s: f64,
+}
+
+/// PNG and JPEG files of a folder (not recursive), sorted, decoded.
+pub fn load_images(dir: &Path) -> Result<Vec<(String, RgbImage)>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
+                Some("png" | "jpg" | "jpeg")
+            )
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "no PNG or JPEG images in {}",
+            dir.display()
+        )));
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let img = crate::io::decode_image(&crate::io::read_input(p)?)?;
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((name, img.rgb))
+        })
+        .collect()
+}
+
+/// Codes every image at every rate with the DDN codec.
+pub fn evaluate_ddn(
+    model: &Model,
+    images: &[(String, RgbImage)],
+    rates: &[f64],
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Point>> {
+    let mut out = Vec::new();
+    for (name, rgb) in images {
+        let source = SourceImage {
+            rgb: rgb.clone(),
+            grey: false,
+            had_alpha: false,
+        };
+        for &rate in rates {
+            let t = Instant::now();
+            let bytes = codec::encode(
+                model,
+                &source,
+                EncodeOptions {
+                    rate: Rate::Bpp(rate),
+                    tile: codec::DEFAULT_TILE,
+                },
+            )?;
+            let encode_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let decoded = codec::decode(model, &bytes, None)?;
+            let decode_s = t.elapsed().as_secs_f64();
+            out.push(Point {
+                codec: "ddn".into(),
+                image: name.clone(),
+                setting: rate,
+                layers: decoded.layers_decoded,
+                bpp: bytes.len() as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
+                psnr: metrics::psnr(rgb, &decoded.image.to_rgb8()),
+                encode_s,
+                decode_s,
+            });
+            progress.inc(1);
+        }
+    }
+    Ok(out)
+}
+
+/// The residual-VQ baseline with the model's schedule, at the same layer counts (and so
+/// the same file sizes) as the DDN at each rate.
+pub fn evaluate_rvq(
+    model: &Model,
+    baseline: &rvq::ResidualVq,
+    images: &[(String, RgbImage)],
+    rates: &[f64],
+) -> Result<Vec<Point>> {
+    let tile = codec::DEFAULT_TILE.div_ceil(model.network.config().granule())
+        * model.network.config().granule();
+    let mut out = Vec::new();
+    for (name, rgb) in images {
+        for &rate in rates {
+            let layers = layers_for_rate(model, rgb.width(), rgb.height(), tile, Rate::Bpp(rate))?;
+            let bytes = codec::encoded_len(model, rgb.width(), rgb.height(), tile, layers);
+            let t = Instant::now();
+            let recon = baseline.reconstruct(rgb, layers);
+            out.push(Point {
+                codec: "residual-vq".into(),
+                image: name.clone(),
+                setting: rate,
+                layers,
+                bpp: bytes as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
+                psnr: metrics::psnr(rgb, &recon),
+                encode_s: t.elapsed().as_secs_f64(),
+                decode_s: 0.0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Means per codec and setting, in first-seen order.
+pub fn means(points: &[Point]) -> Vec<MeanPoint> {
+    let mut keys: Vec<(String, f64)> = Vec::new();
+    for p in points {
+        if !keys.iter().any(|(c, s)| *c == p.codec && *s == p.setting) {
+            keys.push((p.codec.clone(), p.setting));
+        }
+    }
+    keys.into_iter()
+        .map(|(codec, setting)| {
+            let group: Vec<&Point> = points
+                .iter()
+                .filter(|p| p.codec == codec && p.setting == setting)
+                .collect();
+            let n = group.len() as f64;
+            let mean = |f: &dyn Fn(&Point) -> f64| group.iter().map(|p| f(p)).sum::<f64>() / n;
+            MeanPoint {
+                codec,
+                setting,
+                images: group.len(),
+                bpp: mean(&|p| p.bpp),
+                psnr: mean(&|p| p.psnr),
+                encode_s: mean(&|p| p.encode_s),
+                decode_s: mean(&|p| p.decode_s),
+            }
+        })
+        .collect()
+}
+
+/// A Markdown table of mean points.
+pub fn markdown_table(means: &[MeanPoint]) -> String {
+    let mut s = String::from("| codec | target | images | bpp | PSNR (dB) | encode (s) | decode (s) |\n|---|---|---|---|---|---|---|\n");
+    for m in means {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.4} | {:.2} | {:.2} | {:.2} |\n",
+            m.codec, m.setting, m.images, m.bpp, m.psnr, m.encode_s, m.decode_s
+        ));
+    }
+    s
+}
