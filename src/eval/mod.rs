@@ -1,6 +1,10 @@
 //! `ddn eval`: rate-distortion of the codec on a folder of images, next to baselines.
 
+pub mod bdrate;
+pub mod jpeg;
 pub mod metrics;
+pub mod msssim;
+pub mod plot;
 pub mod rvq;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +28,8 @@ pub struct Point {
     pub layers: usize,
     pub bpp: f64,
     pub psnr: f64,
+    /// RGB MS-SSIM; absent for images under 176 px on a side.
+    pub ms_ssim: Option<f64>,
     pub encode_s: f64,
     pub decode_s: f64,
 }
@@ -36,6 +42,7 @@ pub struct MeanPoint {
     pub images: usize,
     pub bpp: f64,
     pub psnr: f64,
+    pub ms_ssim: Option<f64>,
     pub encode_s: f64,
     pub decode_s: f64,
 }
@@ -110,6 +117,7 @@ pub fn evaluate_ddn(
                 layers: decoded.layers_decoded,
                 bpp: bytes.len() as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
                 psnr: metrics::psnr(rgb, &decoded.image.to_rgb8()),
+                ms_ssim: msssim::ms_ssim(rgb, &decoded.image.to_rgb8()),
                 encode_s,
                 decode_s,
             });
@@ -143,12 +151,75 @@ pub fn evaluate_rvq(
                 layers,
                 bpp: bytes as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
                 psnr: metrics::psnr(rgb, &recon),
+                ms_ssim: msssim::ms_ssim(rgb, &recon),
                 encode_s: t.elapsed().as_secs_f64(),
                 decode_s: 0.0,
             });
         }
     }
     Ok(out)
+}
+
+/// Codes every image at every JPEG quality.
+pub fn evaluate_jpeg(
+    images: &[(String, RgbImage)],
+    qualities: &[u8],
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Point>> {
+    let mut out = Vec::new();
+    for (name, rgb) in images {
+        for &q in qualities {
+            let t = Instant::now();
+            let bytes = jpeg::encode(rgb, q)?;
+            let encode_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let decoded = jpeg::decode(&bytes)?;
+            out.push(Point {
+                codec: "jpeg".into(),
+                image: name.clone(),
+                setting: q as f64,
+                layers: 0,
+                bpp: bytes.len() as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
+                psnr: metrics::psnr(rgb, &decoded),
+                ms_ssim: msssim::ms_ssim(rgb, &decoded),
+                encode_s,
+                decode_s: t.elapsed().as_secs_f64(),
+            });
+            progress.inc(1);
+        }
+    }
+    Ok(out)
+}
+
+/// Curves of other codecs from a JSON file shaped like `shared/anchors/kodak_rd.json`:
+/// `{"codecs": {NAME: {"points": [{"bpp": …, "psnr": …, "ms_ssim": …}]}}}`.
+pub fn load_anchors(path: &Path) -> Result<Vec<(String, Vec<(f64, f64, Option<f64>)>)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+    let codecs = json["codecs"].as_object().ok_or_else(|| {
+        Error::InvalidArgument(format!("{}: no \"codecs\" object", path.display()))
+    })?;
+    Ok(codecs
+        .iter()
+        .map(|(name, c)| {
+            let points = c["points"]
+                .as_array()
+                .map(|pts| {
+                    pts.iter()
+                        .filter_map(|p| {
+                            Some((
+                                p["bpp"].as_f64()?,
+                                p["psnr"].as_f64()?,
+                                p["ms_ssim"].as_f64(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name.clone(), points)
+        })
+        .collect())
 }
 
 /// Means per codec and setting, in first-seen order.
@@ -173,6 +244,11 @@ pub fn means(points: &[Point]) -> Vec<MeanPoint> {
                 images: group.len(),
                 bpp: mean(&|p| p.bpp),
                 psnr: mean(&|p| p.psnr),
+                ms_ssim: group
+                    .iter()
+                    .map(|p| p.ms_ssim)
+                    .sum::<Option<f64>>()
+                    .map(|s| s / n),
                 encode_s: mean(&|p| p.encode_s),
                 decode_s: mean(&|p| p.decode_s),
             }
@@ -182,11 +258,14 @@ pub fn means(points: &[Point]) -> Vec<MeanPoint> {
 
 /// A Markdown table of mean points.
 pub fn markdown_table(means: &[MeanPoint]) -> String {
-    let mut s = String::from("| codec | target | images | bpp | PSNR (dB) | encode (s) | decode (s) |\n|---|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| codec | setting | images | bpp | PSNR (dB) | MS-SSIM | encode (s) | decode (s) |\n|---|---|---|---|---|---|---|---|\n",
+    );
     for m in means {
+        let ms = m.ms_ssim.map_or("–".to_string(), |v| format!("{v:.4}"));
         s.push_str(&format!(
-            "| {} | {} | {} | {:.4} | {:.2} | {:.2} | {:.2} |\n",
-            m.codec, m.setting, m.images, m.bpp, m.psnr, m.encode_s, m.decode_s
+            "| {} | {} | {} | {:.4} | {:.2} | {} | {:.2} | {:.2} |\n",
+            m.codec, m.setting, m.images, m.bpp, m.psnr, ms, m.encode_s, m.decode_s
         ));
     }
     s
