@@ -13,6 +13,17 @@ use crate::error::{Error, Result};
 /// Largest input read into memory: beyond any valid `.ddn` file or sane image file.
 const MAX_INPUT_BYTES: u64 = 2 << 30;
 
+/// Whether `path` names a PNG or JPEG file, by its extension.
+pub fn is_png_or_jpeg(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("png" | "jpg" | "jpeg")
+    )
+}
+
 pub fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"
 }

@@ -6,7 +6,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use ddn::codec::NearestChooser;
 use ddn::model::ddl::{argmin, nearest, Candidates, LayerShape};
-use ddn::model::{ModelConfig, Network, Walk};
+use ddn::model::{ModelConfig, Network, Walk, WalkResult};
 use ddn::rng::Rng;
 use ddn::train::chooser::{dropout_fires, TrainChooser};
 use ddn::train::data::Dataset;
@@ -112,17 +112,29 @@ fn argmin_ties_go_to_the_lowest_index() {
     assert_eq!(chosen, vec![1, 1, 1, 1]);
 }
 
+/// A greedy (encoder) walk of `network` over a random batch `[b,3,h,w]`: the batch, its
+/// per-layer targets, and the walk.
+fn greedy_walk(
+    network: &Network,
+    b: usize,
+    h: usize,
+    w: usize,
+) -> (Tensor, Vec<Tensor>, WalkResult) {
+    let image = Tensor::rand(-0.5f32, 0.5, (b, 3, h, w), &Device::Cpu).unwrap();
+    let n = network.config().layer_count();
+    let targets = network.layer_targets(&image, n).unwrap();
+    let mut chooser = NearestChooser { targets: &targets };
+    let walk = network
+        .walk(b, h, w, n, Walk::Choose(&mut chooser))
+        .unwrap();
+    (image, targets, walk)
+}
+
 #[test]
 fn only_chosen_candidates_receive_gradient() {
     let mut network = Network::new(&ModelConfig::tiny(), 3, &Device::Cpu).unwrap();
     network.set_track_grad(true);
-    let image = Tensor::rand(-0.5f32, 0.5, (2, 3, 8, 8), &Device::Cpu).unwrap();
-    let layers = network.config().layer_count();
-    let targets = network.layer_targets(&image, layers).unwrap();
-    let mut chooser = NearestChooser { targets: &targets };
-    let walk = network
-        .walk(2, 8, 8, layers, Walk::Choose(&mut chooser))
-        .unwrap();
+    let (_, targets, walk) = greedy_walk(&network, 2, 8, 8);
     let loss = walk
         .images
         .iter()
@@ -149,13 +161,8 @@ fn only_chosen_candidates_receive_gradient() {
 #[test]
 fn replay_reproduces_the_encoder_walk_exactly() {
     let network = Network::new(&ModelConfig::tiny(), 4, &Device::Cpu).unwrap();
-    let image = Tensor::rand(-0.5f32, 0.5, (3, 3, 16, 8), &Device::Cpu).unwrap();
     let n = network.config().layer_count();
-    let targets = network.layer_targets(&image, n).unwrap();
-    let mut chooser = NearestChooser { targets: &targets };
-    let enc = network
-        .walk(3, 16, 8, n, Walk::Choose(&mut chooser))
-        .unwrap();
+    let (_, _, enc) = greedy_walk(&network, 3, 16, 8);
     let dec = network
         .walk(3, 16, 8, n, Walk::Replay(&enc.indices))
         .unwrap();
@@ -178,13 +185,8 @@ fn every_layer_brings_the_walk_closer_on_average() {
     // residuals — with one zero-ish residual among them, error cannot grow much. Check
     // the final image is closer to the target than the first layer's.
     let network = Network::new(&ModelConfig::tiny(), 5, &Device::Cpu).unwrap();
-    let image = Tensor::rand(-0.5f32, 0.5, (2, 3, 16, 16), &Device::Cpu).unwrap();
     let n = network.config().layer_count();
-    let targets = network.layer_targets(&image, n).unwrap();
-    let mut chooser = NearestChooser { targets: &targets };
-    let walk = network
-        .walk(2, 16, 16, n, Walk::Choose(&mut chooser))
-        .unwrap();
+    let (image, _, walk) = greedy_walk(&network, 2, 16, 16);
     let err = |l: usize| {
         let up = walk.images[l].upsample_nearest2d(16, 16).unwrap();
         ddn::model::ddl::mse(&up, &image)

@@ -133,7 +133,8 @@ pub fn run(o: &EvalOptions) -> Result<()> {
             points: curve_of(&means, codec, |m| m.ms_ssim),
         });
     }
-    for (name, pts) in anchors.iter().flatten() {
+    for anchor in anchors.iter().flatten() {
+        let (name, pts) = (&anchor.name, &anchor.points);
         let psnr: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
         if name == "jpeg" {
             report.push_str(&comparison("jpeg (anchor file)", &psnr, &ddn));

@@ -191,9 +191,15 @@ pub fn evaluate_jpeg(
     Ok(out)
 }
 
+/// Another codec's mean curve: `(bpp, psnr, ms_ssim)` points.
+pub struct AnchorCurve {
+    pub name: String,
+    pub points: Vec<(f64, f64, Option<f64>)>,
+}
+
 /// Curves of other codecs from a JSON file shaped like `shared/anchors/kodak_rd.json`:
 /// `{"codecs": {NAME: {"points": [{"bpp": …, "psnr": …, "ms_ssim": …}]}}}`.
-pub fn load_anchors(path: &Path) -> Result<Vec<(String, Vec<(f64, f64, Option<f64>)>)>> {
+pub fn load_anchors(path: &Path) -> Result<Vec<AnchorCurve>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
@@ -217,7 +223,10 @@ pub fn load_anchors(path: &Path) -> Result<Vec<(String, Vec<(f64, f64, Option<f6
                         .collect()
                 })
                 .unwrap_or_default();
-            (name.clone(), points)
+            AnchorCurve {
+                name: name.clone(),
+                points,
+            }
         })
         .collect())
 }

@@ -30,7 +30,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
         if path.is_dir() {
             collect_files(&path, out)?;
-        } else if is_training_image(&path) {
+        } else if crate::io::is_png_or_jpeg(&path) {
             out.push(path);
         }
     }
