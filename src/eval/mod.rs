@@ -52,15 +52,7 @@ pub fn load_images(dir: &Path) -> Result<Vec<(String, RgbImage)>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_ascii_lowercase)
-                    .as_deref(),
-                Some("png" | "jpg" | "jpeg")
-            )
-        })
+        .filter(|p| crate::io::is_png_or_jpeg(p))
         .collect();
     paths.sort();
     if paths.is_empty() {
