@@ -346,6 +346,19 @@ fn chain_dropout_replaces_the_nearest_with_random_choices() {
     );
 }
 
+/// Runs `steps` training steps on the trainer's own seeded batches; returns the losses.
+fn train_steps(trainer: &mut Trainer, data: &Dataset, steps: u64) -> Vec<f64> {
+    let h = trainer.hyper.clone();
+    (0..steps)
+        .map(|_| {
+            let batch = data
+                .batch(h.seed, trainer.step, h.batch, h.crop, &Device::Cpu)
+                .unwrap();
+            trainer.train_step(&batch).unwrap().loss
+        })
+        .collect()
+}
+
 fn all_state(t: &Trainer) -> Vec<Vec<f32>> {
     let flat = |v: &Var| {
         v.as_tensor()
@@ -375,31 +388,17 @@ fn resumed_training_equals_an_unbroken_run() {
         chain_dropout: 0.3,
         ..Hyper::default()
     };
-    let run = |trainer: &mut Trainer, steps: u64| {
-        for _ in 0..steps {
-            let batch = data
-                .batch(
-                    hyper.seed,
-                    trainer.step,
-                    hyper.batch,
-                    hyper.crop,
-                    &Device::Cpu,
-                )
-                .unwrap();
-            trainer.train_step(&batch).unwrap();
-        }
-    };
     let mut unbroken = Trainer::new(&ModelConfig::tiny(), hyper.clone(), &Device::Cpu).unwrap();
-    run(&mut unbroken, 6);
+    train_steps(&mut unbroken, &data, 6);
 
     let mut first = Trainer::new(&ModelConfig::tiny(), hyper.clone(), &Device::Cpu).unwrap();
-    run(&mut first, 3);
+    train_steps(&mut first, &data, 3);
     first.save_checkpoint(&ckpt, 1.5).unwrap();
     drop(first);
     let mut resumed = Trainer::resume(&ckpt, &Device::Cpu).unwrap();
     assert_eq!(resumed.step, 3);
     assert_eq!(resumed.seconds_before, 1.5);
-    run(&mut resumed, 3);
+    train_steps(&mut resumed, &data, 3);
 
     assert_eq!(resumed.step, unbroken.step);
     assert_eq!(resumed.adam.t, unbroken.adam.t);
@@ -421,19 +420,7 @@ fn training_lowers_the_loss_on_a_tiny_problem() {
         ..Hyper::default()
     };
     let mut trainer = Trainer::new(&ModelConfig::tiny(), hyper.clone(), &Device::Cpu).unwrap();
-    let mut losses = Vec::new();
-    for _ in 0..60 {
-        let batch = data
-            .batch(
-                hyper.seed,
-                trainer.step,
-                hyper.batch,
-                hyper.crop,
-                &Device::Cpu,
-            )
-            .unwrap();
-        losses.push(trainer.train_step(&batch).unwrap().loss);
-    }
+    let losses = train_steps(&mut trainer, &data, 60);
     let early: f64 = losses[..10].iter().sum::<f64>() / 10.0;
     let late: f64 = losses[50..].iter().sum::<f64>() / 10.0;
     assert!(late < 0.8 * early, "loss {early} -> {late}");
