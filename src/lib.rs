@@ -10,6 +10,7 @@ pub mod codec;
 pub mod commands;
 pub mod error;
 pub mod eval;
+pub mod guide;
 pub mod io;
 pub mod model;
 pub mod rng;

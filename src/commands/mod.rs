@@ -8,8 +8,8 @@ use crate::error::Result;
 pub mod codec;
 pub mod device;
 pub mod eval;
+pub mod guide;
 pub mod info;
-pub mod later;
 pub mod toy2d;
 pub mod train;
 
@@ -28,9 +28,9 @@ pub enum Command {
     Eval(eval::EvalOptions),
     /// Restore an image zero-shot with a guided walk: super-resolution, inpainting,
     /// colorization, denoising.
-    Restore(later::RestoreOptions),
+    Restore(guide::RestoreOptions),
     /// Sample new images by random walks through the tree.
-    Sample(later::SampleOptions),
+    Sample(guide::SampleOptions),
     /// The paper's 2-D density experiment: gradient descent alone against Split-and-Prune.
     Toy2d(toy2d::Toy2dOptions),
 }
@@ -43,8 +43,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Info(o) => info::run(&o),
         Command::Train(o) => train::run(&o),
         Command::Eval(o) => eval::run(&o),
-        Command::Restore(o) => later::restore(&o),
-        Command::Sample(o) => later::sample(&o),
+        Command::Restore(o) => guide::restore(&o),
+        Command::Sample(o) => guide::sample(&o),
         Command::Toy2d(o) => toy2d::run(&o),
     }
 }

@@ -1,0 +1,169 @@
+//! The guided walk (ddn-reference.md §5.4): the same unconditional tree, walked with
+//! another scoring rule. At every layer each condition scores every cell's K
+//! candidates; the walk keeps the best, or one of the best two at random, so tasks the
+//! network never trained for — super-resolution, inpainting, colorization, denoising —
+//! are solved with no gradient.
+
+pub mod restore;
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::model::ddl::{self, Candidates, LayerShape};
+use crate::model::Chooser;
+use crate::rng::Rng;
+
+/// What of a candidate a condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The colour image.
+    Colour,
+    /// The mean of R, G and B.
+    Grey,
+}
+
+/// One scoring rule: the MSE between the candidates, seen through `view`, and `target`,
+/// compared at the coarser of the two resolutions, over the pixels that `known` marks.
+pub struct Condition {
+    /// `[B,3,H,W]` in model space, at any power-of-two scale of the walk's images.
+    pub target: Tensor,
+    /// `[B,1,H,W]`: 1 where the target is known, 0 where it is not.
+    pub known: Option<Tensor>,
+    pub view: View,
+    /// Weight of this condition's ranks when several are combined.
+    pub weight: f64,
+}
+
+fn view(x: &Tensor, v: View) -> Result<Tensor> {
+    Ok(match v {
+        View::Colour => x.clone(),
+        View::Grey => x.mean_keepdim(1)?,
+    })
+}
+
+/// Sums (or spreads) a per-pixel error map `[N, h, w]` onto a `cy × cx` cell grid.
+fn to_cells(err: &Tensor, cy: usize, cx: usize) -> Result<Tensor> {
+    let (n, h, _) = err.dims3()?;
+    Ok(if h >= cy {
+        let f = h / cy;
+        err.reshape((n, cy, f, cx, f))?.sum(4)?.sum(2)?
+    } else {
+        err.unsqueeze(1)?.upsample_nearest2d(cy, cx)?.squeeze(1)?
+    })
+}
+
+impl Condition {
+    /// Error of every candidate in every cell, `[B, K, cells]` flattened; lower is better.
+    pub fn cell_errors(&self, images: &Tensor, shape: LayerShape) -> Result<Vec<f32>> {
+        let (b, k) = (shape.batch, shape.k);
+        let (_, _, th, _) = self.target.dims4()?;
+        let cands = view(
+            &images.reshape((b * k, 3, shape.height, shape.width))?,
+            self.view,
+        )?;
+        let target = view(&self.target, self.view)?;
+        let (cands, target, known) = if th <= shape.height {
+            let f = shape.height / th;
+            (pool(&cands, f)?, target, self.known.clone())
+        } else {
+            let f = th / shape.height;
+            match &self.known {
+                Some(m) => {
+                    let area = pool(m, f)?;
+                    let t = (pool(&target.broadcast_mul(m)?, f)?.broadcast_div(&(&area + 1e-6)?))?;
+                    (cands, t, Some(area))
+                }
+                None => (cands, pool(&target, f)?, None),
+            }
+        };
+        let (_, c, h, w) = cands.dims4()?;
+        let diff = cands
+            .reshape((b, k, c, h, w))?
+            .broadcast_sub(&target.unsqueeze(1)?)?
+            .sqr()?;
+        let diff = match known {
+            Some(m) => diff.broadcast_mul(&m.unsqueeze(1)?)?,
+            None => diff,
+        };
+        let err = diff.sum(2)?.reshape((b * k, h, w))?;
+        Ok(to_cells(&err, shape.cells_y(), shape.cells_x())?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+}
+
+fn pool(x: &Tensor, f: usize) -> Result<Tensor> {
+    Ok(if f == 1 { x.clone() } else { x.avg_pool2d(f)? })
+}
+
+/// Turns each condition's errors into ranks per cell and adds them, weighted
+/// (`MultiGuidedSampler` in the reference); one condition keeps its raw errors.
+fn combined_scores(errors: &[Vec<f32>], weights: &[f64], shape: LayerShape) -> Vec<f32> {
+    if errors.len() == 1 {
+        return errors[0].clone();
+    }
+    let cells = shape.cells();
+    let mut total = vec![0f32; errors[0].len()];
+    for (err, &w) in errors.iter().zip(weights) {
+        for b in 0..shape.batch {
+            for c in 0..cells {
+                let at = |k: usize| (b * shape.k + k) * cells + c;
+                let mut order: Vec<usize> = (0..shape.k).collect();
+                order.sort_by(|&x, &y| err[at(x)].total_cmp(&err[at(y)]).then(x.cmp(&y)));
+                for (rank, &k) in order.iter().enumerate() {
+                    total[at(k)] += (w * rank as f64) as f32;
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Picks per cell the best candidate (`top = 1`) or one of the best `top` at random.
+pub struct GuidedChooser {
+    pub conditions: Vec<Condition>,
+    pub top: usize,
+    pub rng: Rng,
+}
+
+impl Chooser for GuidedChooser {
+    fn choose(&mut self, _layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
+        let shape = candidates.shape;
+        let images = candidates.images()?;
+        let errors = self
+            .conditions
+            .iter()
+            .map(|c| c.cell_errors(&images, shape))
+            .collect::<Result<Vec<_>>>()?;
+        let weights: Vec<f64> = self.conditions.iter().map(|c| c.weight).collect();
+        let scores = combined_scores(&errors, &weights, shape);
+        let cells = shape.cells();
+        let top = self.top.clamp(1, shape.k);
+        let mut out = Vec::with_capacity(shape.batch * cells);
+        for b in 0..shape.batch {
+            for c in 0..cells {
+                let s = ddl::distances_of_cell(&scores, shape, b, c);
+                let mut order: Vec<usize> = (0..shape.k).collect();
+                order.sort_by(|&x, &y| s[x].total_cmp(&s[y]).then(x.cmp(&y)));
+                let pick = if top == 1 {
+                    0
+                } else {
+                    self.rng.below(top as u64) as usize
+                };
+                out.push(order[pick] as u32);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Keeps a uniformly random candidate in every cell: the generative side of DDN.
+pub struct RandomChooser {
+    pub rng: Rng,
+}
+
+impl Chooser for RandomChooser {
+    fn choose(&mut self, _layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
+        Ok(ddl::random_indices(&mut self.rng, candidates.shape))
+    }
+}

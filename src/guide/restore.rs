@@ -1,0 +1,252 @@
+//! `ddn restore` and `ddn sample`: guided and random walks over whole images, tile by
+//! tile.
+
+use candle_core::Tensor;
+use image::{Rgb, RgbImage};
+
+use super::{Condition, GuidedChooser, RandomChooser, View};
+use crate::bitstream::geometry::tiles;
+use crate::bitstream::Tile;
+use crate::codec::tiles::{paste_batch, tile_batch};
+use crate::error::{Error, Result};
+use crate::model::{Chooser, Model, Network, Walk};
+use crate::rng::Rng;
+
+/// A restoration task.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// The input is the image downsampled by this factor.
+    SuperResolution { scale: u32 },
+    /// `unknown` marks (white) the pixels to fill; it has the input's size.
+    Inpaint { unknown: RgbImage },
+    /// The input is greyscale.
+    Colorize,
+    /// The input carries noise.
+    Denoise,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreOptions {
+    pub seed: u64,
+    /// Pick the best candidate (1) or one of the best `top` at random.
+    pub top: usize,
+    pub tile: u32,
+}
+
+/// Shifts `rgb` so that its mean is `target` (in 0..=255), moving only the channels that
+/// are not stuck at 0 or 255, so the mean is met exactly despite clipping.
+fn with_mean(mut rgb: [f32; 3], target: f32) -> [f32; 3] {
+    for _ in 0..3 {
+        let gap = target - rgb.iter().sum::<f32>() / 3.0;
+        let free: Vec<usize> = (0..3)
+            .filter(|&c| {
+                if gap > 0.0 {
+                    rgb[c] < 255.0
+                } else {
+                    rgb[c] > 0.0
+                }
+            })
+            .collect();
+        if gap.abs() < 1e-3 || free.is_empty() {
+            break;
+        }
+        let step = gap * 3.0 / free.len() as f32;
+        for c in free {
+            rgb[c] = (rgb[c] + step).clamp(0.0, 255.0);
+        }
+    }
+    rgb
+}
+
+/// White (bright) mask pixels mark what inpainting must fill.
+fn is_unknown(p: &Rgb<u8>) -> bool {
+    p[0] as u32 + p[1] as u32 + p[2] as u32 >= 3 * 128
+}
+
+/// The tile of the degraded input that matches output tile `t` at `scale`.
+fn input_tile(t: &Tile, scale: u32) -> Tile {
+    Tile {
+        x: t.x / scale,
+        y: t.y / scale,
+        width: t.width / scale,
+        height: t.height / scale,
+        padded_width: t.padded_width / scale,
+        padded_height: t.padded_height / scale,
+    }
+}
+
+fn output_size(input: &RgbImage, task: &Task) -> Result<(u32, u32)> {
+    let (w, h) = input.dimensions();
+    match task {
+        Task::SuperResolution { scale } if matches!(scale, 2 | 4 | 8) => {
+            let (ow, oh) = (w as u64 * *scale as u64, h as u64 * *scale as u64);
+            crate::bitstream::validate_image_size(ow, oh)?;
+            Ok((ow as u32, oh as u32))
+        }
+        Task::SuperResolution { scale } => Err(Error::InvalidArgument(format!(
+            "--scale {scale}: use 2, 4 or 8"
+        ))),
+        Task::Inpaint { unknown } if unknown.dimensions() != (w, h) => {
+            Err(Error::InvalidArgument(format!(
+                "the mask is {}x{} but the image is {w}x{h}",
+                unknown.width(),
+                unknown.height()
+            )))
+        }
+        _ => Ok((w, h)),
+    }
+}
+
+/// The conditions of one output tile.
+fn conditions(
+    input: &RgbImage,
+    task: &Task,
+    t: &Tile,
+    network: &Network,
+) -> Result<Vec<Condition>> {
+    let device = network.device();
+    let scale = match task {
+        Task::SuperResolution { scale } => *scale,
+        _ => 1,
+    };
+    let region = input_tile(t, scale);
+    let target = tile_batch(input, &[region], device)?;
+    let known = match task {
+        Task::Inpaint { unknown } => {
+            let known_img = RgbImage::from_fn(unknown.width(), unknown.height(), |x, y| {
+                let p = unknown.get_pixel(x, y);
+                if is_unknown(p) {
+                    Rgb([0, 0, 0])
+                } else {
+                    Rgb([255, 255, 255])
+                }
+            });
+            // Model space maps 0 → -0.5 and 255 → 0.5; shift to 0/1 and keep one channel.
+            Some((tile_batch(&known_img, &[region], device)?.narrow(1, 0, 1)? + 0.5)?)
+        }
+        _ => None,
+    };
+    let view = if matches!(task, Task::Colorize) {
+        View::Grey
+    } else {
+        View::Colour
+    };
+    Ok(vec![Condition {
+        target,
+        known,
+        view,
+        weight: 1.0,
+    }])
+}
+
+fn walk_tile(network: &Network, t: &Tile, chooser: &mut dyn Chooser) -> Result<Tensor> {
+    let (h, w) = (t.padded_height as usize, t.padded_width as usize);
+    let layers = network.config().layer_count();
+    let walk = network.walk(1, h, w, layers, Walk::Choose(chooser))?;
+    let last = walk.images.last().expect("a layer");
+    Ok(if last.dims()[2..] == [h, w] {
+        last.clone()
+    } else {
+        last.upsample_bilinear2d(h, w, false)?
+    })
+}
+
+/// Restores `input` with a guided walk; the output is `scale` times larger for
+/// super-resolution and the input's size otherwise.
+pub fn restore(
+    model: &Model,
+    input: &RgbImage,
+    task: &Task,
+    opts: RestoreOptions,
+) -> Result<RgbImage> {
+    let (w, h) = output_size(input, task)?;
+    let network = &model.network;
+    let scale = match task {
+        Task::SuperResolution { scale } => *scale,
+        _ => 1,
+    };
+    // Output tiles pad to a multiple of the scale too, so input tiles have whole pixels.
+    let g = network.config().granule().max(scale);
+    let tile = opts.tile.max(g).div_ceil(g) * g;
+    let mut out = RgbImage::new(w, h);
+    for (i, t) in tiles(w, h, tile, g).iter().enumerate() {
+        let mut chooser = GuidedChooser {
+            conditions: conditions(input, task, t, network)?,
+            top: opts.top,
+            rng: Rng::derive(opts.seed, &[0x6A1D, i as u64]),
+        };
+        let image = walk_tile(network, t, &mut chooser)?;
+        paste_batch(&mut out, &[*t], &image)?;
+    }
+    project(&mut out, input, task);
+    Ok(out)
+}
+
+/// Makes the output agree exactly with what is known: inpainting keeps the known pixels,
+/// colorization keeps the input's grey (the mean of R, G and B) and changes only colour.
+fn project(out: &mut RgbImage, input: &RgbImage, task: &Task) {
+    match task {
+        Task::Inpaint { unknown } => {
+            for (x, y, p) in out.enumerate_pixels_mut() {
+                if !is_unknown(unknown.get_pixel(x, y)) {
+                    *p = *input.get_pixel(x, y);
+                }
+            }
+        }
+        Task::Colorize => {
+            for (x, y, p) in out.enumerate_pixels_mut() {
+                let q = input.get_pixel(x, y);
+                let target = (q[0] as f32 + q[1] as f32 + q[2] as f32) / 3.0;
+                p.0 = with_mean(p.0.map(|v| v as f32), target).map(|v| v.round() as u8);
+            }
+        }
+        Task::SuperResolution { .. } | Task::Denoise => {}
+    }
+}
+
+/// `n` random walks of `width × height` each.
+pub fn sample(
+    model: &Model,
+    n: usize,
+    width: u32,
+    height: u32,
+    seed: u64,
+) -> Result<Vec<RgbImage>> {
+    crate::bitstream::validate_image_size(width as u64, height as u64)?;
+    let g = model.network.config().granule();
+    let t = tiles(width, height, width.max(height).div_ceil(g) * g, g)[0];
+    (0..n)
+        .map(|i| {
+            let mut chooser = RandomChooser {
+                rng: Rng::derive(seed, &[0x5A3F, i as u64]),
+            };
+            let image = walk_tile(&model.network, &t, &mut chooser)?;
+            let mut out = RgbImage::new(width, height);
+            paste_batch(&mut out, &[t], &image)?;
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Lays images of equal size out in a near-square grid with 4-px gaps.
+pub fn grid(images: &[RgbImage]) -> RgbImage {
+    let (w, h) = images[0].dimensions();
+    let cols = (images.len() as f64).sqrt().ceil() as u32;
+    let rows = (images.len() as u32).div_ceil(cols);
+    let gap = 4;
+    let mut out = RgbImage::from_pixel(
+        cols * (w + gap) - gap,
+        rows * (h + gap) - gap,
+        Rgb([255, 255, 255]),
+    );
+    for (i, img) in images.iter().enumerate() {
+        let (c, r) = (i as u32 % cols, i as u32 / cols);
+        image::imageops::replace(
+            &mut out,
+            img,
+            (c * (w + gap)) as i64,
+            (r * (h + gap)) as i64,
+        );
+    }
+    out
+}

@@ -1,0 +1,95 @@
+//! The guided walk: restoration tasks keep what is known, sampling is seeded.
+
+mod common;
+
+use ddn::guide::restore::{restore, sample, RestoreOptions, Task};
+use image::{Rgb, RgbImage};
+
+fn opts(seed: u64) -> RestoreOptions {
+    RestoreOptions {
+        seed,
+        top: 2,
+        tile: 32,
+    }
+}
+
+#[test]
+fn sampling_is_seeded() {
+    let model = common::tiny_model(1);
+    let a = sample(&model, 2, 24, 16, 7).unwrap();
+    let b = sample(&model, 2, 24, 16, 7).unwrap();
+    let c = sample(&model, 2, 24, 16, 8).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_ne!(a[0], a[1]);
+    assert_eq!(a[0].dimensions(), (24, 16));
+}
+
+#[test]
+fn super_resolution_scales_the_size_and_is_seeded() {
+    let model = common::tiny_model(2);
+    let low = common::test_image(10, 6, 1);
+    let task = Task::SuperResolution { scale: 4 };
+    let a = restore(&model, &low, &task, opts(1)).unwrap();
+    assert_eq!(a.dimensions(), (40, 24));
+    assert_eq!(a, restore(&model, &low, &task, opts(1)).unwrap());
+    assert!(restore(&model, &low, &Task::SuperResolution { scale: 3 }, opts(1)).is_err());
+}
+
+#[test]
+fn inpainting_keeps_every_known_pixel() {
+    let model = common::tiny_model(3);
+    let img = common::test_image(40, 28, 2);
+    let mask = RgbImage::from_fn(40, 28, |x, y| {
+        if (10..30).contains(&x) && (8..20).contains(&y) {
+            Rgb([255, 255, 255])
+        } else {
+            Rgb([0, 0, 0])
+        }
+    });
+    let out = restore(
+        &model,
+        &img,
+        &Task::Inpaint {
+            unknown: mask.clone(),
+        },
+        opts(3),
+    )
+    .unwrap();
+    for (x, y, p) in out.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, img.get_pixel(x, y));
+        }
+    }
+    let wrong = RgbImage::new(5, 5);
+    assert!(restore(&model, &img, &Task::Inpaint { unknown: wrong }, opts(3)).is_err());
+}
+
+#[test]
+fn colorization_keeps_the_grey() {
+    let model = common::tiny_model(4);
+    let grey = RgbImage::from_fn(32, 32, |x, y| {
+        let v = ((x * 7 + y * 5) % 200 + 20) as u8;
+        Rgb([v, v, v])
+    });
+    let out = restore(&model, &grey, &Task::Colorize, opts(4)).unwrap();
+    for (p, q) in out.pixels().zip(grey.pixels()) {
+        let mean = (p[0] as f32 + p[1] as f32 + p[2] as f32) / 3.0;
+        assert!((mean - q[0] as f32).abs() <= 1.0, "{p:?} vs {q:?}");
+    }
+}
+
+#[test]
+fn denoising_top1_is_deterministic_whatever_the_seed() {
+    let model = common::tiny_model(5);
+    let img = common::test_image(20, 20, 3);
+    let top1 = |seed| {
+        let o = RestoreOptions {
+            seed,
+            top: 1,
+            tile: 32,
+        };
+        restore(&model, &img, &Task::Denoise, o).unwrap()
+    };
+    assert_eq!(top1(1), top1(2));
+}
