@@ -42,6 +42,9 @@ pub struct RestoreOptions {
     pub top: u8,
     #[arg(short, long)]
     pub force: bool,
+    /// The undegraded image: print one JSON line measuring the restoration against it.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -106,6 +109,10 @@ pub fn restore(o: &RestoreOptions) -> Result<()> {
         tile: crate::codec::DEFAULT_TILE,
     };
     let out = guide::restore::restore(&model, &input, &task, opts)?;
+    if let Some(path) = &o.reference {
+        let report = guide::restore::report(&task, &input, &out, &read_rgb(path)?)?;
+        println!("{report}");
+    }
     crate::io::save_image(&o.output, o.force, &image::DynamicImage::ImageRgb8(out))
 }
 

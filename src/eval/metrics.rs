@@ -18,3 +18,19 @@ pub fn mse(a: &RgbImage, b: &RgbImage) -> f64 {
 pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     10.0 * (255.0f64 * 255.0 / mse(a, b)).log10()
 }
+
+/// Box-filter downsampling by an integer factor (partial edge blocks dropped).
+pub fn area_downsample(img: &RgbImage, f: u32) -> RgbImage {
+    let (w, h) = (img.width() / f, img.height() / f);
+    RgbImage::from_fn(w, h, |x, y| {
+        let mut sum = [0u32; 3];
+        for dy in 0..f {
+            for dx in 0..f {
+                let p = img.get_pixel(x * f + dx, y * f + dy);
+                (0..3).for_each(|c| sum[c] += p[c] as u32);
+            }
+        }
+        let n = f * f;
+        image::Rgb(sum.map(|s| ((s + n / 2) / n) as u8))
+    })
+}

@@ -119,6 +119,9 @@ fn combined_scores(errors: &[Vec<f32>], weights: &[f64], shape: LayerShape) -> V
     total
 }
 
+/// Weight of the residual energy next to the conditions' scores.
+const TIE_BREAK: f32 = 1e-4;
+
 /// Picks per cell the best candidate (`top = 1`) or one of the best `top` at random.
 pub struct GuidedChooser {
     pub conditions: Vec<Condition>,
@@ -136,7 +139,15 @@ impl Chooser for GuidedChooser {
             .map(|c| c.cell_errors(&images, shape))
             .collect::<Result<Vec<_>>>()?;
         let weights: Vec<f64> = self.conditions.iter().map(|c| c.weight).collect();
-        let scores = combined_scores(&errors, &weights, shape);
+        let mut scores = combined_scores(&errors, &weights, shape);
+        // Where the conditions cannot tell candidates apart (a cell with no known pixel),
+        // the smallest step from the previous image wins: the hole keeps the coarse
+        // levels' smooth prediction instead of an arbitrary texture.
+        let energy = candidates.residual_energy()?;
+        scores
+            .iter_mut()
+            .zip(&energy)
+            .for_each(|(s, e)| *s += TIE_BREAK * e);
         let cells = shape.cells();
         let top = self.top.clamp(1, shape.k);
         let mut out = Vec::with_capacity(shape.batch * cells);

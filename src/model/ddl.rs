@@ -70,6 +70,13 @@ impl Candidates {
         Ok(images.broadcast_add(&self.prev.unsqueeze(1)?)?)
     }
 
+    /// Sum of squared residuals (how far each candidate moves from the previous image),
+    /// `[B, K, cells]` flattened.
+    pub fn residual_energy(&self) -> Result<Vec<f32>> {
+        // The distance to the previous image itself is the residual's own energy.
+        self.cell_distances(&self.prev)
+    }
+
     /// Sum of squared errors against `target` (`[B,3,h,w]`) of every candidate over every
     /// cell, `[B, K, cells]` flattened.
     pub fn cell_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
