@@ -5,7 +5,7 @@
 //! `2^cell_log2` grid pixels — then keeps one candidate: the nearest to the target when
 //! encoding or training, a given index when decoding, or whatever a scorer prefers.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{Tensor, D};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -216,7 +216,3 @@ pub fn random_indices(rng: &mut crate::rng::Rng, shape: LayerShape) -> Vec<u32> 
         .collect()
 }
 
-/// Zeros of a 4-D shape in f32 on `like`'s device.
-pub fn zeros_like_shape(like: &Tensor, shape: (usize, usize, usize, usize)) -> Result<Tensor> {
-    Ok(Tensor::zeros(shape, DType::F32, like.device())?)
-}
