@@ -49,8 +49,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (w, h) = original.dimensions();
         let hole = centred_hole(w, h);
         let cases = [
-            ("sr4", ddn::eval::metrics::area_downsample(original, 4), Task::SuperResolution { scale: 4 }),
-            ("inpaint", original.clone(), Task::Inpaint { unknown: hole.clone() }),
+            (
+                "sr4",
+                ddn::eval::metrics::area_downsample(original, 4),
+                Task::SuperResolution { scale: 4 },
+            ),
+            (
+                "inpaint",
+                original.clone(),
+                Task::Inpaint {
+                    unknown: hole.clone(),
+                },
+            ),
             ("colorize", grey(original), Task::Colorize),
         ];
         for (label, input, task) in cases {

@@ -27,7 +27,8 @@ pub enum View {
 pub struct Condition {
     /// `[B,3,H,W]` in model space, at any power-of-two scale of the walk's images.
     pub target: Tensor,
-    /// `[B,1,H,W]`: 1 where the target is known, 0 where it is not.
+    /// `[B,1,H,W]`: how much each target pixel counts, 1 where it is known, 0 where it
+    /// is not.
     pub known: Option<Tensor>,
     pub view: View,
     /// Weight of this condition's ranks when several are combined.

@@ -97,44 +97,114 @@ fn output_size(input: &RgbImage, task: &Task) -> Result<(u32, u32)> {
     }
 }
 
-/// The conditions of one output tile.
-fn conditions(
-    input: &RgbImage,
-    task: &Task,
-    t: &Tile,
-    network: &Network,
-) -> Result<Vec<Condition>> {
-    let device = network.device();
-    let scale = match task {
-        Task::SuperResolution { scale } => *scale,
-        _ => 1,
-    };
-    let region = input_tile(t, scale);
-    let target = tile_batch(input, &[region], device)?;
-    let known = match task {
-        Task::Inpaint { unknown } => {
-            let known_img = RgbImage::from_fn(unknown.width(), unknown.height(), |x, y| {
-                let p = unknown.get_pixel(x, y);
-                if is_unknown(p) {
-                    Rgb([0, 0, 0])
+/// Weight of guessed pixels (the smooth fill of a hole) next to known ones.
+const FILL_WEIGHT: f32 = 0.1;
+
+/// What every tile's condition is cut from: the image to match, per-pixel weights
+/// (`None`: all 1), and the view.
+struct Guide {
+    target: RgbImage,
+    /// Weights 0..=1 stored as grey 0..=255.
+    weight: Option<RgbImage>,
+    view: View,
+}
+
+fn guide_for(input: &RgbImage, task: &Task) -> Guide {
+    match task {
+        Task::Inpaint { unknown } => Guide {
+            // The hole is matched weakly to a smooth fill of the known pixels, so it
+            // continues its surroundings instead of staying at the walk's first guess.
+            target: push_pull_fill(input, |x, y| !is_unknown(unknown.get_pixel(x, y))),
+            weight: Some(RgbImage::from_fn(input.width(), input.height(), |x, y| {
+                let w = if is_unknown(unknown.get_pixel(x, y)) {
+                    FILL_WEIGHT
                 } else {
-                    Rgb([255, 255, 255])
-                }
-            });
-            // Model space maps 0 → -0.5 and 255 → 0.5; shift to 0/1 and keep one channel.
-            Some((tile_batch(&known_img, &[region], device)?.narrow(1, 0, 1)? + 0.5)?)
+                    1.0
+                };
+                let v = (w * 255.0).round() as u8;
+                Rgb([v, v, v])
+            })),
+            view: View::Colour,
+        },
+        Task::Colorize => Guide {
+            target: input.clone(),
+            weight: None,
+            view: View::Grey,
+        },
+        Task::SuperResolution { .. } | Task::Denoise => Guide {
+            target: input.clone(),
+            weight: None,
+            view: View::Colour,
+        },
+    }
+}
+
+/// Fills the pixels where `known` is false from the known ones, coarse to fine
+/// (push-pull): each level averages the known pixels of the one below, and unknown
+/// pixels take the upsampled coarser value.
+fn push_pull_fill(img: &RgbImage, known: impl Fn(u32, u32) -> bool) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut colour = vec![[0f32; 3]; w * h];
+    let mut weight = vec![0f32; w * h];
+    for (x, y, p) in img.enumerate_pixels() {
+        let i = y as usize * w + x as usize;
+        if known(x, y) {
+            colour[i] = p.0.map(|v| v as f32);
+            weight[i] = 1.0;
         }
-        _ => None,
-    };
-    let view = if matches!(task, Task::Colorize) {
-        View::Grey
-    } else {
-        View::Colour
+    }
+    let filled = fill_level(&colour, &weight, w, h);
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        Rgb(filled[y as usize * w + x as usize].map(|v| v.round().clamp(0.0, 255.0) as u8))
+    })
+}
+
+fn fill_level(colour: &[[f32; 3]], weight: &[f32], w: usize, h: usize) -> Vec<[f32; 3]> {
+    if weight.iter().all(|&v| v >= 1.0) || (w == 1 && h == 1) {
+        return colour.to_vec();
+    }
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut c2 = vec![[0f32; 3]; cw * ch];
+    let mut w2 = vec![0f32; cw * ch];
+    for y in 0..h {
+        for x in 0..w {
+            let (i, j) = (y * w + x, (y / 2) * cw + x / 2);
+            for c in 0..3 {
+                c2[j][c] += weight[i] * colour[i][c];
+            }
+            w2[j] += weight[i];
+        }
+    }
+    for j in 0..cw * ch {
+        if w2[j] > 0.0 {
+            c2[j] = c2[j].map(|v| v / w2[j]);
+        }
+        w2[j] = w2[j].min(1.0);
+    }
+    let coarse = fill_level(&c2, &w2, cw, ch);
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            let up = coarse[(y / 2) * cw + x / 2];
+            let a = weight[i];
+            [0, 1, 2].map(|c| a * colour[i][c] + (1.0 - a) * up[c])
+        })
+        .collect()
+}
+
+/// The conditions of one output tile.
+fn conditions(guide: &Guide, t: &Tile, scale: u32, network: &Network) -> Result<Vec<Condition>> {
+    let device = network.device();
+    let region = input_tile(t, scale);
+    let known = match &guide.weight {
+        // Model space maps 0 → -0.5 and 255 → 0.5; shift to 0..1 and keep one channel.
+        Some(w) => Some((tile_batch(w, &[region], device)?.narrow(1, 0, 1)? + 0.5)?),
+        None => None,
     };
     Ok(vec![Condition {
-        target,
+        target: tile_batch(&guide.target, &[region], device)?,
         known,
-        view,
+        view: guide.view,
         weight: 1.0,
     }])
 }
@@ -168,10 +238,11 @@ pub fn restore(
     // Output tiles pad to a multiple of the scale too, so input tiles have whole pixels.
     let g = network.config().granule().max(scale);
     let tile = opts.tile.max(g).div_ceil(g) * g;
+    let guide = guide_for(input, task);
     let mut out = RgbImage::new(w, h);
     for (i, t) in tiles(w, h, tile, g).iter().enumerate() {
         let mut chooser = GuidedChooser {
-            conditions: conditions(input, task, t, network)?,
+            conditions: conditions(&guide, t, scale, network)?,
             top: opts.top,
             rng: Rng::derive(opts.seed, &[0x6A1D, i as u64]),
         };

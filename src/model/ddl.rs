@@ -215,4 +215,3 @@ pub fn random_indices(rng: &mut crate::rng::Rng, shape: LayerShape) -> Vec<u32> 
         .map(|_| rng.below(shape.k as u64) as u32)
         .collect()
 }
-
