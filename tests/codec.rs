@@ -134,15 +134,19 @@ fn another_model_is_refused_naming_both_ids() {
     }
 }
 
+fn png_bytes(image: DynamicImage) -> Vec<u8> {
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
 #[test]
 fn grey_sources_decode_to_grey() {
     let model = common::tiny_model(9);
     let grey = DynamicImage::ImageRgb8(common::test_image(24, 16, 1)).to_luma8();
-    let mut png = Vec::new();
-    DynamicImage::ImageLuma8(grey)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    let src = ddn::io::decode_image(&png).unwrap();
+    let src = ddn::io::decode_image(&png_bytes(DynamicImage::ImageLuma8(grey))).unwrap();
     assert!(src.grey && !src.had_alpha);
     let rgb = src.rgb.get_pixel(5, 5);
     assert!(rgb[0] == rgb[1] && rgb[1] == rgb[2]);
@@ -155,11 +159,7 @@ fn grey_sources_decode_to_grey() {
 #[test]
 fn alpha_is_reported_and_dropped() {
     let rgba = DynamicImage::ImageRgb8(common::test_image(8, 8, 2)).to_rgba8();
-    let mut png = Vec::new();
-    DynamicImage::ImageRgba8(rgba)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    let src = ddn::io::decode_image(&png).unwrap();
+    let src = ddn::io::decode_image(&png_bytes(DynamicImage::ImageRgba8(rgba))).unwrap();
     assert!(src.had_alpha && !src.grey);
     assert_eq!(
         src.rgb.get_pixel(3, 3),

@@ -61,9 +61,10 @@ impl Chooser for NearestChooser<'_> {
     }
 }
 
-fn tile_size(model: &Network, requested: u32) -> u32 {
-    let g = model.config().granule();
-    requested.max(g).div_ceil(g) * g
+/// The tile side actually used for a requested one: at least one granule and a multiple
+/// of it (codec-spec.md §5).
+pub fn tile_size(requested: u32, granule: u32) -> u32 {
+    requested.max(granule).div_ceil(granule) * granule
 }
 
 /// The header of a file coding `layers` layers of `image`.
@@ -141,7 +142,7 @@ fn encode_batch(network: &Network, h: usize, w: usize, layers: usize) -> usize {
 pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Result<Vec<u8>> {
     let (width, height) = source.rgb.dimensions();
     bitstream::validate_image_size(width as u64, height as u64)?;
-    let tile = tile_size(&model.network, opts.tile);
+    let tile = tile_size(opts.tile, model.network.config().granule());
     let n = layers_for_rate(model, width, height, tile, opts.rate)?;
     let header = header_for(model, width, height, source.grey, tile, n);
     let tiles = header.tiles();

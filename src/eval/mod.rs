@@ -127,8 +127,7 @@ pub fn evaluate_rvq(
     images: &[(String, RgbImage)],
     rates: &[f64],
 ) -> Result<Vec<Point>> {
-    let tile = codec::DEFAULT_TILE.div_ceil(model.network.config().granule())
-        * model.network.config().granule();
+    let tile = codec::tile_size(codec::DEFAULT_TILE, model.network.config().granule());
     let mut out = Vec::new();
     for (name, rgb) in images {
         for &rate in rates {

@@ -237,7 +237,7 @@ pub fn restore(
     };
     // Output tiles pad to a multiple of the scale too, so input tiles have whole pixels.
     let g = network.config().granule().max(scale);
-    let tile = opts.tile.max(g).div_ceil(g) * g;
+    let tile = crate::codec::tile_size(opts.tile, g);
     let guide = guide_for(input, task);
     let mut out = RgbImage::new(w, h);
     for (i, t) in tiles(w, h, tile, g).iter().enumerate() {
