@@ -18,7 +18,7 @@ pub enum Error {
     EmptyInput,
     #[error("not a .ddn file (wrong magic bytes)")]
     BadMagic,
-    #[error("unsupported .ddn format version {0} (this build reads version {supported})", supported = crate::bitstream::FORMAT_VERSION)]
+    #[error("unsupported .ddn format version {0} (this build reads versions 1 and {supported})", supported = crate::bitstream::FORMAT_VERSION)]
     UnsupportedVersion(u8),
     #[error("truncated header: {needed} bytes needed, {got} present")]
     TruncatedHeader { needed: usize, got: usize },

@@ -60,35 +60,66 @@ fn odd_sizes_round_trip() {
 }
 
 #[test]
-fn bpp_target_keeps_the_most_layers_that_fit() {
+fn bpp_target_gives_the_largest_file_that_fits() {
     let model = common::tiny_model(4);
-    let src = source(64, 48);
-    let pixels = 64.0 * 48.0;
-    let sizes: Vec<usize> = (1..=4)
-        .map(|n| encode(&model, &src, layers(n)).unwrap().len())
-        .collect();
-    for n in 1..=4 {
-        let target = sizes[n - 1] as f64 * 8.0 / pixels;
-        let opts = EncodeOptions {
-            rate: Rate::Bpp(target),
-            tile: 16,
-        };
-        let bytes = encode(&model, &src, opts).unwrap();
-        assert_eq!(
-            bytes.len(),
-            sizes[n - 1],
-            "target {target} should give {n} layers"
-        );
-        assert!(bytes.len() as f64 * 8.0 / pixels <= target);
+    // Large enough that the file size moves smoothly with λ.
+    let src = source(128, 128);
+    let pixels = 128.0 * 128.0;
+    let rate = |rate| EncodeOptions { rate, tile: 32 };
+    let best = encode(&model, &src, rate(Rate::Lambda(0.0))).unwrap().len();
+    for fraction in [0.3, 0.5, 0.8] {
+        let budget = (best as f64 * fraction).floor();
+        let bytes = encode(&model, &src, rate(Rate::Bpp(budget * 8.0 / pixels))).unwrap();
+        let len = bytes.len() as f64;
+        assert!(len <= budget, "{len} bytes for a budget of {budget}");
+        assert!(len >= 0.9 * budget, "{len} bytes for a budget of {budget}");
+        assert!(decode(&model, &bytes, None).is_ok());
     }
-    let too_low = EncodeOptions {
-        rate: Rate::Bpp(0.0001),
-        tile: 16,
-    };
+    // A budget above the best file gives the best file.
+    let roomy = encode(
+        &model,
+        &src,
+        rate(Rate::Bpp(2.0 * best as f64 * 8.0 / pixels)),
+    )
+    .unwrap();
+    assert_eq!(roomy.len(), best);
     assert!(matches!(
-        encode(&model, &src, too_low),
+        encode(&model, &src, rate(Rate::Bpp(0.0001))),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+#[test]
+fn a_larger_lambda_gives_a_smaller_file() {
+    let model = common::tiny_model(4);
+    let src = source(64, 48);
+    let sizes: Vec<usize> = [0.0, 100.0, 1e4, 1e9]
+        .iter()
+        .map(|&l| {
+            let opts = EncodeOptions {
+                rate: Rate::Lambda(l),
+                tile: 16,
+            };
+            encode(&model, &src, opts).unwrap().len()
+        })
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+    assert!(sizes[0] > sizes[3], "{sizes:?}");
+    // At an enormous λ every cell keeps; only the first layer is left, all keep.
+    let file = read_file(
+        &encode(
+            &model,
+            &src,
+            EncodeOptions {
+                rate: Rate::Lambda(1e12),
+                tile: 16,
+            },
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(file.layers.len(), 1);
+    assert!(file.layers[0].iter().all(|&s| s == file.header.layers[0].k));
 }
 
 #[test]

@@ -14,6 +14,7 @@ fn layer(k: u32, scale_log2: u8, cell_log2: u8) -> LayerSpec {
 /// A 37×21 image in 16-px tiles with four layers of different K.
 fn sample() -> (Header, Vec<Vec<u32>>) {
     let header = Header {
+        version: 1,
         grey: false,
         model_id: ModelId(*b"testmdl1"),
         width: 37,
@@ -25,6 +26,7 @@ fn sample() -> (Header, Vec<Vec<u32>>) {
             layer(3, 1, 2),
             layer(256, 0, 3),
         ],
+        segments: vec![],
     };
     let layers = header
         .index_counts()
@@ -101,17 +103,17 @@ fn wrong_magic() {
 #[test]
 fn unknown_version() {
     let mut bytes = sample_bytes();
-    bytes[4] = 2;
+    bytes[4] = 3;
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
-        Error::UnsupportedVersion(2)
+        Error::UnsupportedVersion(3)
     ));
 }
 
 #[test]
 fn truncated_header() {
     let bytes = sample_bytes();
-    let header_len = Header::encoded_len_for(4);
+    let header_len = Header::encoded_len_for(1, 4);
     for len in 5..header_len {
         let err = read_file(&bytes[..len]).unwrap_err();
         assert!(
@@ -137,7 +139,7 @@ fn every_single_bit_flip_is_caught() {
 #[test]
 fn bit_flip_in_payload_is_a_checksum_error() {
     let mut bytes = sample_bytes();
-    let at = Header::encoded_len_for(4) + 3;
+    let at = Header::encoded_len_for(1, 4) + 3;
     bytes[at] ^= 0x10;
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
@@ -169,7 +171,7 @@ fn trailing_bytes() {
 fn every_truncation_after_the_header_is_a_prefix_or_a_clear_error() {
     let (_, layers) = sample();
     let bytes = sample_bytes();
-    let header_len = Header::encoded_len_for(4);
+    let header_len = Header::encoded_len_for(1, 4);
     let mut seen_complete = Vec::new();
     for len in header_len..bytes.len() {
         match read_file(&bytes[..len]) {
@@ -245,7 +247,7 @@ fn invalid_index_group() {
     // Layer 0 has K = 5 and 15 cells (8-px cells over six tiles): one group of 15 digits
     // in bitlen(5^15 - 1) = 35 bits. Leading ones make it at least 3.4e10 ≥ 5^15.
     let mut bytes = sample_bytes();
-    let at = Header::encoded_len_for(4);
+    let at = Header::encoded_len_for(1, 4);
     bytes[at] = 0xFF;
     bytes[at + 1] |= 0xFC;
     fix_crcs(&mut bytes);

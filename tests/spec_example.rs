@@ -17,6 +17,7 @@ const EXAMPLE: [u8; 41] = [
 
 fn example_header() -> Header {
     Header {
+        version: 1,
         grey: false,
         model_id: ModelId([0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]),
         width: 3,
@@ -34,6 +35,7 @@ fn example_header() -> Header {
                 cell_log2: 1,
             },
         ],
+        segments: vec![],
     }
 }
 

@@ -3,8 +3,9 @@
 
 use crate::error::{Error, Result};
 
-use super::header::{u32_at, Header};
+use super::header::{u32_at, Header, FORMAT_V1};
 use super::packer::{pack_indices, packed_bits, unpack_indices, Bits, BitsRef};
+use super::symbols::{decode_layer, encode_layer};
 
 /// A file whose payload ended early (§9 step 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,17 +16,22 @@ pub struct Truncation {
     pub coded: usize,
 }
 
-/// A parsed `.ddn` file: its header and the indices of every complete layer.
+/// A parsed `.ddn` file: its header and the symbols of every complete layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DdnFile {
     pub header: Header,
-    /// `layers[l]` is layer `l`'s index sequence in §7.1 order.
+    /// `layers[l]` is layer `l`'s symbol sequence in §7.1 order: candidate indices below
+    /// `K`, and in format 2 also `K`, keep.
     pub layers: Vec<Vec<u32>>,
     pub truncation: Option<Truncation>,
 }
 
-/// `bits_l` of §7.3 for every coded layer.
+/// The payload bits of every coded layer: format 1's `bits_l`, format 2's segment
+/// lengths times 8.
 pub fn layer_bits(header: &Header) -> Vec<u64> {
+    if header.version != FORMAT_V1 {
+        return header.segments.iter().map(|&b| 8 * b as u64).collect();
+    }
     header
         .layers
         .iter()
@@ -34,18 +40,39 @@ pub fn layer_bits(header: &Header) -> Vec<u64> {
         .collect()
 }
 
-/// Writes a complete file (§10). `layers` must hold one index sequence per coded layer.
+/// Writes a complete file (§10) in the header's format. `layers` must hold one symbol
+/// sequence per coded layer; format 2 fills in the header's segment lengths.
 pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
-    let mut out = header.to_bytes()?;
     check_layers(header, layers)?;
-    let mut bits = Bits::new();
-    for (spec, indices) in header.layers.iter().zip(layers) {
-        pack_indices(&mut bits, spec.k, indices);
+    let payload = if header.version == FORMAT_V1 {
+        let mut bits = Bits::new();
+        for (spec, indices) in header.layers.iter().zip(layers) {
+            pack_indices(&mut bits, spec.k, indices);
+        }
+        vec![bits.into_vec()]
+    } else {
+        encode_segments(header, layers)
+    };
+    let mut header = header.clone();
+    if header.version != FORMAT_V1 {
+        header.segments = payload.iter().map(|s| s.len() as u32).collect();
     }
-    out.extend_from_slice(bits.as_raw_slice());
+    let mut out = header.to_bytes()?;
+    payload.iter().for_each(|s| out.extend_from_slice(s));
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
+}
+
+/// §7 (format 2): one range-coded segment per layer.
+fn encode_segments(header: &Header, layers: &[Vec<u32>]) -> Vec<Vec<u8>> {
+    let tiles = header.tiles();
+    (0..layers.len())
+        .map(|l| {
+            let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
+            encode_layer(&layers[l], &header.layers[l], prev, &tiles)
+        })
+        .collect()
 }
 
 fn check_layers(header: &Header, layers: &[Vec<u32>]) -> Result<()> {
@@ -66,7 +93,12 @@ fn check_layers(header: &Header, layers: &[Vec<u32>]) -> Result<()> {
                 expected,
             });
         }
-        if let Some(&index) = indices.iter().find(|&&i| i >= spec.k) {
+        let largest = if header.version == FORMAT_V1 {
+            spec.k - 1
+        } else {
+            spec.k
+        };
+        if let Some(&index) = indices.iter().find(|&&i| i > largest) {
             return Err(Error::IndexOutOfRange {
                 layer: l,
                 index,
@@ -109,12 +141,31 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
         })
     };
     let complete = truncation.map_or(bits.len(), |t| t.complete);
-    let layers = unpack_layers(&header, &bits[..complete], payload)?;
+    let layers = if header.version == FORMAT_V1 {
+        unpack_layers(&header, &bits[..complete], payload)?
+    } else {
+        decode_segments(&header, complete, &bytes[header_len..payload_end])?
+    };
     Ok(DdnFile {
         header,
         layers,
         truncation,
     })
+}
+
+/// §7 (format 2): the symbols of the first `complete` layers.
+fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<Vec<Vec<u32>>> {
+    let tiles = header.tiles();
+    let mut layers: Vec<Vec<u32>> = Vec::with_capacity(complete);
+    let mut start = 0usize;
+    for l in 0..complete {
+        let end = start + header.segments[l] as usize;
+        let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
+        let symbols = decode_layer(&payload[start..end], &header.layers[l], prev, &tiles, l)?;
+        layers.push(symbols);
+        start = end;
+    }
+    Ok(layers)
 }
 
 fn verify_complete(bytes: &[u8], payload: &BitsRef, total_bits: u64) -> Result<()> {

@@ -9,8 +9,10 @@ use super::packer::{MAX_K, MIN_K};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
-/// The format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format: fixed-length indices, no keep symbol. Still read and written.
+pub const FORMAT_V1: u8 = 1;
 /// Bytes before the layer schedule.
 pub const FIXED_HEADER_LEN: usize = 24;
 pub const MAX_SIDE: u32 = 65_535;
@@ -81,6 +83,8 @@ impl LayerSpec {
 /// The decoded header of a `.ddn` file (§2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// §2.2: 1 or 2.
+    pub version: u8,
     /// §6: the source was greyscale.
     pub grey: bool,
     pub model_id: ModelId,
@@ -89,6 +93,8 @@ pub struct Header {
     pub tile: u32,
     /// The coded layers, the model's first `layers.len()`.
     pub layers: Vec<LayerSpec>,
+    /// Format 2: the byte length of every layer's segment (§4, §7). Empty in format 1.
+    pub segments: Vec<u32>,
 }
 
 fn check(field: &'static str, value: u64, ok: bool, expected: &'static str) -> Result<()> {
@@ -120,12 +126,12 @@ pub fn granule(layers: &[LayerSpec]) -> u32 {
 
 impl Header {
     /// Bytes the header takes with `n` layers (§1).
-    pub fn encoded_len_for(n: usize) -> usize {
-        FIXED_HEADER_LEN + 4 * n + 4
+    pub fn encoded_len_for(version: u8, n: usize) -> usize {
+        FIXED_HEADER_LEN + entry_len(version) * n + 4
     }
 
     pub fn encoded_len(&self) -> usize {
-        Self::encoded_len_for(self.layers.len())
+        Self::encoded_len_for(self.version, self.layers.len())
     }
 
     /// Checks every range of §2.2, §4 and §5.
@@ -139,6 +145,13 @@ impl Header {
             "1..=255",
         )?;
         self.layers.iter().try_for_each(LayerSpec::validate)?;
+        let segments_expected = if self.version == FORMAT_V1 { 0 } else { n };
+        check(
+            "segment count",
+            self.segments.len() as u64,
+            self.segments.len() == segments_expected,
+            "one per layer in format 2, none in format 1",
+        )?;
         let g = granule(&self.layers);
         check(
             "tile size",
@@ -153,7 +166,7 @@ impl Header {
         self.validate()?;
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(self.version);
         out.push(if self.grey { FLAG_GREY } else { 0 });
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&self.model_id.0);
@@ -162,10 +175,13 @@ impl Header {
         }
         out.push(self.layers.len() as u8);
         out.push(0);
-        for layer in &self.layers {
+        for (l, layer) in self.layers.iter().enumerate() {
             out.extend_from_slice(&(layer.k as u16).to_le_bytes());
             out.push(layer.scale_log2);
             out.push(layer.cell_log2);
+            if let Some(len) = self.segments.get(l) {
+                out.extend_from_slice(&len.to_le_bytes());
+            }
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -182,12 +198,13 @@ impl Header {
             return Err(Error::BadMagic);
         }
         need(bytes, 5)?;
-        if bytes[4] != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(bytes[4]));
+        let version = bytes[4];
+        if version != FORMAT_V1 && version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(version));
         }
         need(bytes, FIXED_HEADER_LEN)?;
         let n = bytes[22] as usize;
-        let len = Self::encoded_len_for(n);
+        let len = Self::encoded_len_for(version, n);
         need(bytes, len)?;
         let stored = u32_at(bytes, len - 4);
         let computed = crc32fast::hash(&bytes[..len - 4]);
@@ -203,26 +220,39 @@ impl Header {
         )?;
         let reserved = u16_at(bytes, 6) as u64 | (bytes[23] as u64) << 16;
         check("reserved", reserved, reserved == 0, "0")?;
+        let entry = |l: usize| FIXED_HEADER_LEN + entry_len(version) * l;
         let layers = (0..n)
-            .map(|l| {
-                let at = FIXED_HEADER_LEN + 4 * l;
-                LayerSpec {
-                    k: u16_at(bytes, at) as u32,
-                    scale_log2: bytes[at + 2],
-                    cell_log2: bytes[at + 3],
-                }
+            .map(|l| LayerSpec {
+                k: u16_at(bytes, entry(l)) as u32,
+                scale_log2: bytes[entry(l) + 2],
+                cell_log2: bytes[entry(l) + 3],
             })
             .collect();
+        let segments = match version {
+            FORMAT_V1 => Vec::new(),
+            _ => (0..n).map(|l| u32_at(bytes, entry(l) + 4)).collect(),
+        };
         let header = Header {
+            version,
             grey: flags & FLAG_GREY != 0,
             model_id: ModelId(bytes[8..16].try_into().expect("8-byte slice")),
             width: u16_at(bytes, 16) as u32,
             height: u16_at(bytes, 18) as u32,
             tile: u16_at(bytes, 20) as u32,
             layers,
+            segments,
         };
         header.validate()?;
         Ok((header, len))
+    }
+}
+
+/// Bytes of one schedule entry: K, scale, cell, and in format 2 the segment length.
+fn entry_len(version: u8) -> usize {
+    if version == FORMAT_V1 {
+        4
+    } else {
+        8
     }
 }
 

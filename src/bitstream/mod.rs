@@ -1,14 +1,19 @@
 //! The `.ddn` container, following `codec-spec.md` section by section:
 //! - [`header`]: §2–§4, fields, ranges, model identity, the layer schedule;
 //! - [`geometry`]: §5, tiles and cells;
-//! - [`packer`]: §7, mixed-radix packing of indices;
+//! - [`packer`]: §7 of format 1, mixed-radix packing of indices;
+//! - [`range_coder`], [`symbols`]: §7 of format 2, keep flags and indices, range coded;
 //! - [`container`]: §1, §8, §9, whole files, checksums, truncation.
 
 pub mod container;
 pub mod geometry;
 pub mod header;
 pub mod packer;
+pub mod range_coder;
+pub mod symbols;
 
 pub use container::{layer_bits, read_file, write_file, DdnFile, Truncation};
 pub use geometry::Tile;
-pub use header::{validate_image_size, Header, LayerSpec, ModelId, FORMAT_VERSION, MAGIC};
+pub use header::{
+    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_VERSION, MAGIC,
+};

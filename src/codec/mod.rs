@@ -4,6 +4,7 @@
 //! Encoder decisions (which layers, which indices) live here; the bit layout lives in
 //! [`crate::bitstream`].
 
+pub mod rd;
 pub mod tiles;
 
 use candle_core::Tensor;
@@ -24,13 +25,21 @@ const ENCODE_BATCH_FLOATS: usize = 24 << 20;
 /// Tiles per decoder batch.
 const DECODE_BATCH: usize = 8;
 
-/// How many layers to code.
+/// Rate control probes at most this many λ values.
+const MAX_RATE_PROBES: usize = 12;
+/// A probe within this fraction under the budget is close enough.
+const RATE_TOLERANCE: f64 = 0.03;
+
+/// What the encoder aims at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
-    /// The most layers whose whole file is at most this many bits per pixel.
+    /// The best file of at most this many bits per pixel, header included: a search over
+    /// the rate-distortion trade-off λ.
     Bpp(f64),
-    /// Exactly this many layers.
+    /// Exactly this many layers, every cell taking its nearest candidate or keep.
     Layers(usize),
+    /// Every layer, each cell minimising squared error (8-bit scale) + λ × bits.
+    Lambda(f64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,24 +86,28 @@ fn header_for(
     layers: usize,
 ) -> Header {
     Header {
+        version: bitstream::FORMAT_VERSION,
         grey,
         model_id: model.id,
         width,
         height,
         tile,
         layers: model.network.config().schedule()[..layers].to_vec(),
+        segments: Vec::new(),
     }
 }
 
-/// Bytes of a whole file with the first `n` layers.
-pub fn encoded_len(model: &Model, width: u32, height: u32, tile: u32, n: usize) -> u64 {
-    let header = header_for(model, width, height, false, tile, n);
+/// Bytes of a format-1 file (fixed-length indices) with the first `n` layers: what a
+/// codec without entropy coding would spend (the residual-VQ baseline's rate).
+pub fn fixed_length_len(model: &Model, width: u32, height: u32, tile: u32, n: usize) -> u64 {
+    let mut header = header_for(model, width, height, false, tile, n);
+    header.version = bitstream::FORMAT_V1;
     let bits: u64 = layer_bits(&header).iter().sum();
     header.encoded_len() as u64 + bits.div_ceil(8) + 4
 }
 
-/// The number of layers `rate` asks for on a `width × height` image.
-pub fn layers_for_rate(
+/// The most layers whose format-1 file fits `rate` (a layer count passes through checked).
+pub fn fixed_length_layers(
     model: &Model,
     width: u32,
     height: u32,
@@ -109,10 +122,11 @@ pub fn layers_for_rate(
         ))),
         Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = bpp * width as f64 * height as f64;
-            let fits = |n: usize| encoded_len(model, width, height, tile, n) as f64 * 8.0 <= budget;
+            let fits =
+                |n: usize| fixed_length_len(model, width, height, tile, n) as f64 * 8.0 <= budget;
             let n = (1..=total).take_while(|&n| fits(n)).count();
             if n == 0 {
-                let min = encoded_len(model, width, height, tile, 1) as f64 * 8.0
+                let min = fixed_length_len(model, width, height, tile, 1) as f64 * 8.0
                     / (width as f64 * height as f64);
                 return Err(Error::InvalidArgument(format!(
                     "--bpp {bpp} is below this image's smallest rate, {min:.4} bpp (one layer)"
@@ -123,6 +137,7 @@ pub fn layers_for_rate(
         Rate::Bpp(bpp) => Err(Error::InvalidArgument(format!(
             "--bpp {bpp} must be positive"
         ))),
+        Rate::Lambda(_) => Ok(total),
     }
 }
 
@@ -143,11 +158,103 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
     let (width, height) = source.rgb.dimensions();
     bitstream::validate_image_size(width as u64, height as u64)?;
     let tile = tile_size(opts.tile, model.network.config().granule());
-    let n = layers_for_rate(model, width, height, tile, opts.rate)?;
-    let header = header_for(model, width, height, source.grey, tile, n);
+    let total = model.network.config().layer_count();
+    match opts.rate {
+        Rate::Layers(n) => {
+            let n = fixed_length_layers(model, width, height, tile, Rate::Layers(n))?;
+            encode_at(model, source, tile, n, 0.0, false)
+        }
+        Rate::Lambda(lambda) if lambda.is_finite() && lambda >= 0.0 => {
+            encode_at(model, source, tile, total, lambda, true)
+        }
+        Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
+            "--lambda {lambda} must be zero or positive"
+        ))),
+        Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
+            let budget = (bpp * width as f64 * height as f64 / 8.0).floor() as usize;
+            fit_budget(budget, bpp, |lambda| {
+                encode_at(model, source, tile, total, lambda, true)
+            })
+        }
+        Rate::Bpp(bpp) => Err(Error::InvalidArgument(format!(
+            "--bpp {bpp} must be positive"
+        ))),
+    }
+}
+
+/// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
+/// roughly as a power of it, so each probe interpolates log size against log λ between
+/// the nearest probes on either side of the budget.
+fn fit_budget(
+    budget: usize,
+    bpp: f64,
+    mut encode: impl FnMut(f64) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let mut over: Option<(f64, usize)> = None;
+    let mut under: Option<(f64, Vec<u8>)> = None;
+    // About where λ lands for natural images (squared error per bit, 8-bit scale).
+    let mut lambda = 250.0 / bpp;
+    for probes in 1..=MAX_RATE_PROBES {
+        let bytes = encode(lambda)?;
+        if std::env::var_os("DDN_DEBUG_RATE").is_some() {
+            eprintln!(
+                "probe {probes}: lambda {lambda:.1} -> {} bytes (budget {budget})",
+                bytes.len()
+            );
+        }
+        let size = bytes.len();
+        if size <= budget {
+            if size as f64 >= (1.0 - RATE_TOLERANCE) * budget as f64 || lambda == 0.0 {
+                return Ok(bytes);
+            }
+            under = Some((lambda, bytes));
+        } else {
+            over = Some((lambda, size));
+        }
+        lambda = match (&over, &under) {
+            (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
+                let (a, b) = ((*lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
+                let t = ((a - (budget as f64).ln()) / (a - b)).clamp(0.25, 0.75);
+                (lo.ln() + t * (hi.ln() - lo.ln())).exp()
+            }
+            // Twice under with nothing over: the budget is likely above every layer's
+            // best, so try the best itself.
+            (None, Some(_)) if probes > 1 => 0.0,
+            // One side only: step along the typical slope, size ∝ λ^-0.45, by at least 2×.
+            _ => {
+                let step = (size as f64 / budget as f64).powf(1.0 / 0.45);
+                lambda
+                    * if size > budget {
+                        step.clamp(2.0, 16.0)
+                    } else {
+                        step.clamp(1.0 / 16.0, 0.5)
+                    }
+            }
+        };
+    }
+    under.map(|(_, bytes)| bytes).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "--bpp {bpp} is below the smallest file for this image"
+        ))
+    })
+}
+
+/// Codes the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
+/// every cell kept (they change nothing).
+fn encode_at(
+    model: &Model,
+    source: &SourceImage,
+    tile: u32,
+    n: usize,
+    lambda: f64,
+    trim: bool,
+) -> Result<Vec<u8>> {
+    let (width, height) = source.rgb.dimensions();
+    let mut header = header_for(model, width, height, source.grey, tile, n);
     let tiles = header.tiles();
     let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
     let network = &model.network;
+    let mut rd = rd::RdState::new(&header.layers, lambda);
     for group in tiles::group_by_size(&tiles) {
         let (h, w) = (
             tiles[group[0]].padded_height as usize,
@@ -157,15 +264,28 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
             let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
             let batch = tiles::tile_batch(&source.rgb, &members, network.device())?;
             let targets = network.layer_targets(&batch, n)?;
-            let mut chooser = NearestChooser { targets: &targets };
+            let mut chooser = rd.batch(&targets, w, h);
             let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
             split_by_tile(&walk.indices, chunk, &mut per_tile);
         }
     }
-    let layers = (0..n)
+    let mut layers = (0..n)
         .map(|l| per_tile.iter().flat_map(|t| t[l].iter().copied()).collect())
         .collect::<Vec<Vec<u32>>>();
+    if trim {
+        while layers.len() > 1
+            && all_kept(&layers[layers.len() - 1], &header.layers[layers.len() - 1])
+        {
+            layers.pop();
+        }
+        header.layers.truncate(layers.len());
+    }
     bitstream::write_file(&header, &layers)
+}
+
+/// Whether every cell of a layer kept (symbol `K`), so that the layer changes nothing.
+fn all_kept(symbols: &[u32], spec: &crate::bitstream::LayerSpec) -> bool {
+    symbols.iter().all(|&s| s == spec.k)
 }
 
 /// Moves a batch's `[layer][B·cells]` indices to `per_tile[tile][layer]`.

@@ -16,9 +16,12 @@ pub struct EvalOptions {
     /// Target rates in bpp, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [0.05, 0.1, 0.125, 0.25, 0.5, 0.75])]
     pub rates: Vec<f64>,
-    /// JPEG qualities to sweep, comma-separated (an empty list skips JPEG).
+    /// JPEG qualities to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [2u8, 5, 8, 10, 15, 20, 30, 40, 50, 60, 75, 85])]
     pub jpeg_qualities: Vec<u8>,
+    /// Skip the JPEG sweep (the anchors still give a JPEG curve).
+    #[arg(long)]
+    pub no_jpeg: bool,
     /// Other codecs' mean curves to draw alongside (JSON shaped like
     /// shared/anchors/kodak_rd.json).
     #[arg(long)]
@@ -78,7 +81,8 @@ pub fn run(o: &EvalOptions) -> Result<()> {
     if o.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
         return Err(Error::InvalidArgument("--rates must be positive".into()));
     }
-    if o.jpeg_qualities.iter().any(|&q| !(1..=100).contains(&q)) {
+    let jpeg_qualities: &[u8] = if o.no_jpeg { &[] } else { &o.jpeg_qualities };
+    if jpeg_qualities.iter().any(|&q| !(1..=100).contains(&q)) {
         return Err(Error::InvalidArgument(
             "--jpeg-qualities must be in 1..=100".into(),
         ));
@@ -86,11 +90,10 @@ pub fn run(o: &EvalOptions) -> Result<()> {
     let anchors = o.anchors.as_deref().map(eval::load_anchors).transpose()?;
     let model = o.model.load()?;
     let images = eval::load_images(&o.data)?;
-    let bar = indicatif::ProgressBar::new(
-        (images.len() * (o.rates.len() + o.jpeg_qualities.len())) as u64,
-    );
+    let bar =
+        indicatif::ProgressBar::new((images.len() * (o.rates.len() + jpeg_qualities.len())) as u64);
     let mut points = eval::evaluate_ddn(&model, &images, &o.rates, &bar)?;
-    points.extend(eval::evaluate_jpeg(&images, &o.jpeg_qualities, &bar)?);
+    points.extend(eval::evaluate_jpeg(&images, jpeg_qualities, &bar)?);
     bar.finish_and_clear();
     if let Some(train) = &o.rvq_baseline {
         let crops = Dataset::load(train, RVQ_CROP as usize)?.crops(1, RVQ_CROPS, RVQ_CROP);

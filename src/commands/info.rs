@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::bitstream::{layer_bits, read_file, FORMAT_VERSION};
+use crate::bitstream::{layer_bits, read_file, FORMAT_V1};
 use crate::error::Result;
 use crate::io::read_input;
 
@@ -26,6 +26,8 @@ pub struct LayerInfo {
     pub cells: u64,
     pub bits: u64,
     pub present: bool,
+    /// Cells that kept the previous image (format 2, layers present).
+    pub kept: Option<u64>,
 }
 
 /// Everything `ddn info` reports.
@@ -68,10 +70,15 @@ pub fn describe(bytes: &[u8]) -> Result<FileInfo> {
             cells,
             bits,
             present: l < present,
+            kept: file
+                .layers
+                .get(l)
+                .filter(|_| h.version != FORMAT_V1)
+                .map(|symbols| symbols.iter().filter(|&&s| s == spec.k).count() as u64),
         })
         .collect();
     Ok(FileInfo {
-        format_version: FORMAT_VERSION,
+        format_version: h.version,
         model_id: h.model_id.to_string(),
         width: h.width,
         height: h.height,
@@ -117,16 +124,20 @@ fn render_text(i: &FileInfo) -> String {
         i.file_bytes,
         i.bpp,
     );
-    s.push_str("layer      K  scale  cell px      cells       bits  present\n");
+    s.push_str("layer      K  scale  cell px      cells       bits   kept  present\n");
     for l in &i.layers {
+        let kept = l.kept.map_or("-".to_string(), |k| {
+            format!("{:.0}%", 100.0 * k as f64 / l.cells as f64)
+        });
         s.push_str(&format!(
-            "{:>5} {:>6} {:>6} {:>8} {:>10} {:>10}  {}\n",
+            "{:>5} {:>6} {:>6} {:>8} {:>10} {:>10} {:>6}  {}\n",
             l.layer,
             l.k,
             l.scale_log2,
             l.cell_pixels,
             l.cells,
             l.bits,
+            kept,
             if l.present { "yes" } else { "no" }
         ));
     }

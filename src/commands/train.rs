@@ -26,6 +26,10 @@ pub struct TrainArgs {
     /// Continue from a checkpoint (its hyper-parameters and configuration win).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Start a fresh run from this model's weights wherever names and shapes match (for
+    /// a ladder grown by a few layers).
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     #[arg(long, default_value_t = Hyper::default().seed)]
     pub seed: u64,
     #[arg(long, default_value_t = Hyper::default().batch)]
@@ -107,6 +111,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         steps: a.steps,
         minutes: a.minutes,
         resume: a.resume.clone(),
+        init: a.init.clone(),
         decay_until: if a.decay { a.steps } else { None },
         checkpoint: a
             .checkpoint

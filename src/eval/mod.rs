@@ -13,7 +13,7 @@ use std::time::Instant;
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::codec::{self, layers_for_rate, EncodeOptions, Rate};
+use crate::codec::{self, fixed_length_layers, EncodeOptions, Rate};
 use crate::error::{Error, Result};
 use crate::io::SourceImage;
 use crate::model::Model;
@@ -131,8 +131,9 @@ pub fn evaluate_rvq(
     let mut out = Vec::new();
     for (name, rgb) in images {
         for &rate in rates {
-            let layers = layers_for_rate(model, rgb.width(), rgb.height(), tile, Rate::Bpp(rate))?;
-            let bytes = codec::encoded_len(model, rgb.width(), rgb.height(), tile, layers);
+            let layers =
+                fixed_length_layers(model, rgb.width(), rgb.height(), tile, Rate::Bpp(rate))?;
+            let bytes = codec::fixed_length_len(model, rgb.width(), rgb.height(), tile, layers);
             let t = Instant::now();
             let recon = baseline.reconstruct(rgb, layers);
             out.push(Point {

@@ -77,6 +77,24 @@ impl Candidates {
         self.cell_distances(&self.prev)
     }
 
+    /// Sum of squared errors of the previous image against `target` over every cell,
+    /// `[B, cells]` flattened: the distance of *keep*.
+    pub fn keep_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
+        let s = self.shape;
+        let error = (target.detach() - &self.prev)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let plane = 3 * s.height * s.width;
+        let mut out = vec![0f32; s.batch * s.cells()];
+        for (b, acc) in out.chunks_mut(s.cells()).enumerate() {
+            for (i, e) in error[b * plane..(b + 1) * plane].iter().enumerate() {
+                let (y, x) = ((i / s.width) % s.height, i % s.width);
+                acc[(y / s.cell) * s.cells_x() + x / s.cell] += e * e;
+            }
+        }
+        Ok(out)
+    }
+
     /// Sum of squared errors against `target` (`[B,3,h,w]`) of every candidate over every
     /// cell, `[B, K, cells]` flattened.
     pub fn cell_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
@@ -176,7 +194,7 @@ fn feature_pixel_indices(indices: &[u32], shape: LayerShape) -> Vec<u32> {
 }
 
 /// The chosen candidate of every cell, `[B,3,h,w]`, computed on its own: each feature
-/// pixel applies only its chosen node's head rows. Decoding needs nothing else, and in
+/// pixel applies only its chosen node's head rows; index `K` keeps the cell unchanged. Decoding needs nothing else, and in
 /// training this is where the gradient flows, so only chosen nodes receive any.
 pub fn replay_chosen(
     feat: &Tensor,
@@ -187,7 +205,12 @@ pub fn replay_chosen(
 ) -> Result<Tensor> {
     let (b, c, hf, wf) = feat.dims4()?;
     let per_node = 3 * shape.s2d * shape.s2d;
-    let rows = head.reshape((shape.k, per_node * c))?;
+    let mut rows = head.reshape((shape.k, per_node * c))?;
+    if indices.iter().any(|&i| i as usize == shape.k) {
+        // Index K is *keep*: a node whose residual is zero.
+        let zero = Tensor::zeros((1, per_node * c), rows.dtype(), rows.device())?;
+        rows = Tensor::cat(&[&rows, &zero], 0)?;
+    }
     let map = Tensor::from_vec(
         feature_pixel_indices(indices, shape),
         b * hf * wf,

@@ -232,6 +232,24 @@ impl Network {
             .flat_map(|level| level.layers.iter().map(move |layer| (level, layer)))
     }
 
+    /// Warm start: copies every tensor whose name and shape match a parameter and leaves
+    /// the rest as initialised. Returns how many parameters were copied, of how many.
+    pub fn load_matching(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(usize, usize)> {
+        let params = self.params();
+        let mut copied = 0;
+        for p in &params {
+            if let Some(t) = tensors.get(&p.name).filter(|t| t.dims() == p.var.dims()) {
+                p.var
+                    .set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+                copied += 1;
+            }
+        }
+        Ok((copied, params.len()))
+    }
+
     /// Replaces every parameter with the tensor of the same name.
     pub fn load_tensors(&self, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
         for p in self.params() {

@@ -234,6 +234,8 @@ pub struct RunOptions {
     /// Stop after this many minutes of this invocation.
     pub minutes: Option<f64>,
     pub resume: Option<PathBuf>,
+    /// A fresh run starts from this model's weights where names and shapes match.
+    pub init: Option<PathBuf>,
     /// On resume, replace the checkpoint's decay end (`--decay` with a new `--steps`).
     pub decay_until: Option<u64>,
     pub checkpoint: PathBuf,
@@ -327,6 +329,9 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         Some(path) => Trainer::resume(path, &device)?,
         None => Trainer::new(&opts.config, opts.hyper.clone(), &device)?,
     };
+    if let Some(path) = &opts.init {
+        warm_start(&trainer.network, path)?;
+    }
     if let (Some(_), Some(until)) = (&opts.resume, opts.decay_until) {
         trainer.hyper.decay_until = until;
     }
@@ -381,6 +386,26 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         (trainer.seconds_before + started.elapsed().as_secs_f64()) / 60.0,
         opts.out.display(),
         opts.checkpoint.display()
+    );
+    Ok(())
+}
+
+/// Starts from another model's weights wherever names and shapes match (a ladder grown by
+/// a few layers keeps everything it had learnt).
+fn warm_start(network: &Network, path: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| Error::InvalidModel(format!("{}: {e}", path.display())))?;
+    let (copied, total) = network.load_matching(&tensors)?;
+    if copied == 0 {
+        return Err(Error::InvalidModel(format!(
+            "{}: no tensor matches this configuration",
+            path.display()
+        )));
+    }
+    eprintln!(
+        "warm start: {copied} of {total} tensors from {}",
+        path.display()
     );
     Ok(())
 }

@@ -1,0 +1,261 @@
+//! §7 (format 2): a layer's symbols and their contexts.
+//!
+//! Every cell codes one symbol `s`, `0 ≤ s ≤ K`: a candidate index below `K`, or `K`
+//! itself, *keep*, which leaves the cell as it was. A symbol is a keep flag, coded with a
+//! probability chosen by whether the left, upper and co-located previous-layer cells were
+//! kept, then, when not kept, the index's `bitlen(K−1)` bits, MSB first, each with the
+//! probability of its node in a binary tree.
+
+use crate::error::{Error, Result};
+
+use super::geometry::Tile;
+use super::header::LayerSpec;
+use super::range_coder::{BitModel, RangeDecoder, RangeEncoder};
+
+/// Keep contexts: 0–2 kept neighbours (left, above), times whether the previous layer kept
+/// the cell under this one's top-left pixel.
+const KEEP_CONTEXTS: usize = 6;
+
+/// The cells of one layer inside one tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellGrid {
+    pub cols: usize,
+    pub rows: usize,
+    /// Side of a cell in image pixels.
+    pub side: usize,
+}
+
+impl CellGrid {
+    pub fn of(tile: &Tile, layer: &LayerSpec) -> Self {
+        let (cols, rows) = tile.cells(layer);
+        CellGrid {
+            cols: cols as usize,
+            rows: rows as usize,
+            side: layer.cell_pixels() as usize,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cols * self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One tile's symbols of a finished layer, as the next layer's context sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct PrevLayer<'a> {
+    pub grid: CellGrid,
+    pub symbols: &'a [u32],
+    pub keep: u32,
+}
+
+impl PrevLayer<'_> {
+    /// Whether the cell holding image pixel (`px`, `py`) of the tile was kept.
+    fn kept_at(&self, px: usize, py: usize) -> bool {
+        let (x, y) = (px / self.grid.side, py / self.grid.side);
+        self.symbols[y * self.grid.cols + x] == self.keep
+    }
+}
+
+/// The keep context of cell (`x`, `y`); `current` holds this tile's symbols of this layer in
+/// raster order, at least up to the cell before this one.
+pub fn keep_context(
+    current: &[u32],
+    keep: u32,
+    grid: CellGrid,
+    prev: Option<&PrevLayer>,
+    x: usize,
+    y: usize,
+) -> usize {
+    let kept = |i: usize| (current[i] == keep) as usize;
+    let left = if x > 0 {
+        kept(y * grid.cols + x - 1)
+    } else {
+        0
+    };
+    let above = if y > 0 {
+        kept((y - 1) * grid.cols + x)
+    } else {
+        0
+    };
+    let under = prev.is_some_and(|p| p.kept_at(x * grid.side, y * grid.side)) as usize;
+    left + above + 3 * under
+}
+
+/// The adaptive probabilities of one layer's symbols.
+#[derive(Debug, Clone)]
+pub struct LayerModel {
+    k: u32,
+    depth: u32,
+    keep: [BitModel; KEEP_CONTEXTS],
+    /// Node `1` is the root; node `n`'s children are `2n` and `2n + 1`.
+    tree: Vec<BitModel>,
+}
+
+impl LayerModel {
+    pub fn new(k: u32) -> Self {
+        let depth = 32 - (k - 1).leading_zeros();
+        LayerModel {
+            k,
+            depth,
+            keep: [BitModel::default(); KEEP_CONTEXTS],
+            tree: vec![BitModel::default(); 1 << depth],
+        }
+    }
+
+    /// The keep symbol, `K`.
+    pub fn keep_symbol(&self) -> u32 {
+        self.k
+    }
+
+    /// Every bit of `symbol` with the index of its probability: `keep[ctx]` is slot `ctx`,
+    /// tree node `n` is slot `KEEP_CONTEXTS + n`.
+    fn bits(&self, ctx: usize, symbol: u32) -> impl Iterator<Item = (usize, bool)> {
+        let keep = symbol == self.k;
+        let depth = if keep { 0 } else { self.depth };
+        let flag = std::iter::once((ctx, keep));
+        let index = (0..depth).map(move |d| {
+            let node = (1 << d) | (symbol >> (depth - d)) as usize;
+            (KEEP_CONTEXTS + node, (symbol >> (depth - 1 - d)) & 1 == 1)
+        });
+        flag.chain(index)
+    }
+
+    fn slot(&mut self, slot: usize) -> &mut BitModel {
+        if slot < KEEP_CONTEXTS {
+            &mut self.keep[slot]
+        } else {
+            &mut self.tree[slot - KEEP_CONTEXTS]
+        }
+    }
+
+    pub fn encode(&mut self, enc: &mut RangeEncoder, ctx: usize, symbol: u32) {
+        for (slot, bit) in self.bits(ctx, symbol).collect::<Vec<_>>() {
+            enc.encode(self.slot(slot), bit);
+        }
+    }
+
+    /// Adapts exactly as coding `symbol` would, without writing it.
+    pub fn update(&mut self, ctx: usize, symbol: u32) {
+        for (slot, bit) in self.bits(ctx, symbol).collect::<Vec<_>>() {
+            self.slot(slot).update(bit);
+        }
+    }
+
+    /// `None` for an index that is not below `K` (an invalid stream).
+    pub fn decode(&mut self, dec: &mut RangeDecoder, ctx: usize) -> Option<u32> {
+        if dec.decode(&mut self.keep[ctx]) {
+            return Some(self.k);
+        }
+        let mut node = 1usize;
+        for _ in 0..self.depth {
+            node = 2 * node + dec.decode(&mut self.tree[node]) as usize;
+        }
+        let index = (node - (1 << self.depth)) as u32;
+        (index < self.k).then_some(index)
+    }
+
+    /// What keep costs now in context `ctx`, in bits.
+    pub fn keep_cost(&self, ctx: usize) -> f32 {
+        self.keep[ctx].cost(true)
+    }
+
+    /// What each index `0..K` costs now in context `ctx`, in bits, into `out`.
+    pub fn index_costs(&self, ctx: usize, out: &mut [f32]) {
+        let flag = self.keep[ctx].cost(false);
+        let mut level = vec![flag];
+        for d in 0..self.depth {
+            level = (0..2usize << d)
+                .map(|i| level[i / 2] + self.tree[(1 << d) + i / 2].cost(i % 2 == 1))
+                .collect();
+        }
+        out.copy_from_slice(&level[..self.k as usize]);
+    }
+}
+
+/// The grid and symbol range of every tile in one layer, in file order.
+fn tile_grids(tiles: &[Tile], layer: &LayerSpec) -> Vec<(CellGrid, usize)> {
+    let mut start = 0;
+    tiles
+        .iter()
+        .map(|t| {
+            let grid = CellGrid::of(t, layer);
+            let at = start;
+            start += grid.len();
+            (grid, at)
+        })
+        .collect()
+}
+
+/// The previous layer as the contexts of tile `t` see it.
+fn prev_of<'a>(
+    prev: &Option<(LayerSpec, &'a [u32])>,
+    tiles: &[Tile],
+    t: usize,
+) -> Option<PrevLayer<'a>> {
+    prev.map(|(spec, symbols)| {
+        let (grid, at) = tile_grids(tiles, &spec)[t];
+        PrevLayer {
+            grid,
+            symbols: &symbols[at..at + grid.len()],
+            keep: spec.k,
+        }
+    })
+}
+
+/// Codes one layer's symbols (§7.1 order) into its segment.
+pub fn encode_layer(
+    symbols: &[u32],
+    layer: &LayerSpec,
+    prev: Option<(LayerSpec, &[u32])>,
+    tiles: &[Tile],
+) -> Vec<u8> {
+    let mut model = LayerModel::new(layer.k);
+    let mut enc = RangeEncoder::new();
+    for (t, (grid, at)) in tile_grids(tiles, layer).into_iter().enumerate() {
+        let prev_tile = prev_of(&prev, tiles, t);
+        let current = &symbols[at..at + grid.len()];
+        for y in 0..grid.rows {
+            for x in 0..grid.cols {
+                let ctx = keep_context(current, layer.k, grid, prev_tile.as_ref(), x, y);
+                model.encode(&mut enc, ctx, current[y * grid.cols + x]);
+            }
+        }
+    }
+    enc.finish()
+}
+
+/// Reads one layer's symbols back from its segment.
+pub fn decode_layer(
+    segment: &[u8],
+    layer: &LayerSpec,
+    prev: Option<(LayerSpec, &[u32])>,
+    tiles: &[Tile],
+    index: usize,
+) -> Result<Vec<u32>> {
+    let mut model = LayerModel::new(layer.k);
+    let mut dec = RangeDecoder::new(segment);
+    let grids = tile_grids(tiles, layer);
+    let total = grids.last().map_or(0, |(g, at)| at + g.len());
+    let mut symbols = Vec::with_capacity(total);
+    for (t, (grid, at)) in grids.into_iter().enumerate() {
+        let prev_tile = prev_of(&prev, tiles, t);
+        for y in 0..grid.rows {
+            for x in 0..grid.cols {
+                let ctx = keep_context(&symbols[at..], layer.k, grid, prev_tile.as_ref(), x, y);
+                let s = model
+                    .decode(&mut dec, ctx)
+                    .ok_or(Error::InvalidIndexGroup { layer: index })?;
+                symbols.push(s);
+            }
+        }
+    }
+    // A segment holds exactly the bytes its symbols need (§7.3).
+    if dec.consumed() != segment.len() {
+        return Err(Error::InvalidIndexGroup { layer: index });
+    }
+    Ok(symbols)
+}
