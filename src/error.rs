@@ -40,7 +40,7 @@ pub enum Error {
         "truncated file holds no complete layer ({present} payload bytes, layer 0 needs {needed})"
     )]
     NoCompleteLayer { present: usize, needed: u64 },
-    #[error("invalid index group in layer {layer}: the file is corrupt")]
+    #[error("invalid index data in layer {layer}: the file is corrupt")]
     InvalidIndexGroup { layer: usize },
     #[error("index {index} out of range for layer {layer} with K = {k}")]
     IndexOutOfRange { layer: usize, index: u32, k: u32 },

@@ -294,3 +294,80 @@ fn writer_rejects_wrong_index_counts_and_ranges() {
         }
     ));
 }
+
+/// The sample in format 2, every third cell kept.
+fn sample_v2_bytes() -> Vec<u8> {
+    let (mut header, mut layers) = sample();
+    header.version = 2;
+    for (symbols, spec) in layers.iter_mut().zip(&header.layers) {
+        symbols.iter_mut().step_by(3).for_each(|s| *s = spec.k);
+    }
+    write_file(&header, &layers).unwrap()
+}
+
+/// Header offset of layer `l`'s segment length in format 2.
+fn segment_length_at(l: usize) -> usize {
+    24 + 8 * l + 4
+}
+
+/// Rewrites both checksums of a format-2 file.
+fn fix_crcs_v2(bytes: &mut [u8]) {
+    let n = bytes[22] as usize;
+    let header_crc_at = 24 + 8 * n;
+    let crc = crc32fast::hash(&bytes[..header_crc_at]);
+    bytes[header_crc_at..header_crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let end = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn format2_every_single_bit_flip_is_caught() {
+    let bytes = sample_v2_bytes();
+    assert!(read_file(&bytes).is_ok());
+    for bit in 0..bytes.len() * 8 {
+        let mut damaged = bytes.clone();
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            read_file(&damaged).is_err(),
+            "flip of bit {bit} went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn format2_moved_segment_boundary_is_rejected() {
+    let mut bytes = sample_v2_bytes();
+    let (a, b) = (segment_length_at(0), segment_length_at(1));
+    let len0 = u32::from_le_bytes(bytes[a..a + 4].try_into().unwrap());
+    let len1 = u32::from_le_bytes(bytes[b..b + 4].try_into().unwrap());
+    bytes[a..a + 4].copy_from_slice(&(len0 + 1).to_le_bytes());
+    bytes[b..b + 4].copy_from_slice(&(len1 - 1).to_le_bytes());
+    fix_crcs_v2(&mut bytes);
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::InvalidIndexGroup { .. }
+    ));
+}
+
+#[test]
+fn format2_index_beyond_k_is_rejected() {
+    // Index 3 coded for K = 4 reads, for K = 3, as a tree path past the last index.
+    let header = Header {
+        version: 2,
+        grey: false,
+        model_id: ModelId(*b"testmdl1"),
+        width: 4,
+        height: 4,
+        tile: 4,
+        layers: vec![layer(4, 2, 0)],
+        segments: vec![],
+    };
+    let mut bytes = write_file(&header, &[vec![3]]).unwrap();
+    bytes[24] = 3;
+    fix_crcs_v2(&mut bytes);
+    assert!(matches!(
+        read_file(&bytes).unwrap_err(),
+        Error::InvalidIndexGroup { layer: 0 }
+    ));
+}

@@ -1,4 +1,4 @@
-//! codec-spec.md §7.2: exact bit layouts of the index packer, and its round trip.
+//! codec-spec.md Annex A.2 (format 1): exact bit layouts of the index packer, and its round trip.
 
 use ddn::bitstream::packer::{
     group_bits, group_size, pack_indices, packed_bits, unpack_indices, Bits,

@@ -1,7 +1,23 @@
-//! codec-spec.md §11: the worked example, byte for byte.
+//! codec-spec.md §11: the worked examples of both formats, byte for byte.
 
 use ddn::bitstream::{read_file, write_file, Header, LayerSpec, ModelId, Truncation};
 
+/// §11.1, format 2.
+const EXAMPLE2: [u8; 58] = [
+    0x89, 0x44, 0x44, 0x4E, // magic
+    0x02, 0x00, 0x00, 0x00, // version 2, flags, reserved
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, // model id
+    0x03, 0x00, 0x02, 0x00, 0x02, 0x00, // width, height, tile
+    0x02, 0x00, // layer count, reserved
+    0x03, 0x00, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00, // layer 0: K 3, s 1, c 0, 5 bytes
+    0x04, 0x00, 0x00, 0x01, 0x05, 0x00, 0x00, 0x00, // layer 1: K 4, s 0, c 1, 5 bytes
+    0x0A, 0xCB, 0x7B, 0x45, // header CRC
+    0x00, 0x50, 0x7F, 0xFC, 0x00, // layer 0's segment
+    0x00, 0x6F, 0xFF, 0xFC, 0x00, // layer 1's segment
+    0x29, 0x96, 0x93, 0x10, // trailer CRC
+];
+
+/// §11.2, format 1.
 const EXAMPLE: [u8; 41] = [
     0x89, 0x44, 0x44, 0x4E, // magic
     0x01, 0x00, 0x00, 0x00, // version, flags, reserved
@@ -16,8 +32,12 @@ const EXAMPLE: [u8; 41] = [
 ];
 
 fn example_header() -> Header {
+    example_header_of(1)
+}
+
+fn example_header_of(version: u8) -> Header {
     Header {
-        version: 1,
+        version,
         grey: false,
         model_id: ModelId([0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]),
         width: 3,
@@ -35,8 +55,26 @@ fn example_header() -> Header {
                 cell_log2: 1,
             },
         ],
-        segments: vec![],
+        segments: if version == 1 { vec![] } else { vec![5, 5] },
     }
+}
+
+#[test]
+fn format2_writer_produces_the_spec_bytes() {
+    let mut header = example_header_of(2);
+    header.segments.clear();
+    let bytes = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    assert_eq!(bytes, EXAMPLE2);
+}
+
+#[test]
+fn format2_reader_recovers_the_spec_symbols() {
+    let file = read_file(&EXAMPLE2).unwrap();
+    assert_eq!(file.header, example_header_of(2));
+    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
+    // Cutting the second segment leaves the first layer.
+    let cut = read_file(&EXAMPLE2[..49]).unwrap();
+    assert_eq!(cut.layers, vec![vec![2, 3]]);
 }
 
 #[test]

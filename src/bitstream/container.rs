@@ -64,7 +64,7 @@ pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// §7 (format 2): one range-coded segment per layer.
+/// §7.4 (format 2): one range-coded segment per layer.
 fn encode_segments(header: &Header, layers: &[Vec<u32>]) -> Vec<Vec<u8>> {
     let tiles = header.tiles();
     (0..layers.len())
@@ -153,7 +153,7 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
     })
 }
 
-/// §7 (format 2): the symbols of the first `complete` layers.
+/// §7.4 (format 2): the symbols of the first `complete` layers.
 fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<Vec<Vec<u32>>> {
     let tiles = header.tiles();
     let mut layers: Vec<Vec<u32>> = Vec::with_capacity(complete);

@@ -1,7 +1,7 @@
 //! The `.ddn` container, following `codec-spec.md` section by section:
 //! - [`header`]: §2–§4, fields, ranges, model identity, the layer schedule;
 //! - [`geometry`]: §5, tiles and cells;
-//! - [`packer`]: §7 of format 1, mixed-radix packing of indices;
+//! - [`packer`]: Annex A (format 1), mixed-radix packing of indices;
 //! - [`range_coder`], [`symbols`]: §7 of format 2, keep flags and indices, range coded;
 //! - [`container`]: §1, §8, §9, whole files, checksums, truncation.
 

@@ -1,4 +1,4 @@
-//! §7.2–7.3 of codec-spec.md: packing a layer's indices in mixed-radix groups.
+//! Annex A.2–A.3 of codec-spec.md (format 1): packing a layer's indices in mixed-radix groups.
 //!
 //! A group of `m` indices below `K` is one base-`K` number written MSB first in
 //! `bitlen(K^m - 1)` bits, so any `K` costs within `1/g` bit of `log2 K` per index, and a
@@ -33,7 +33,7 @@ pub fn group_bits(k: u32, m: u32) -> u32 {
     128 - max_value.leading_zeros()
 }
 
-/// Bits that `count` indices below `k` take (§7.3).
+/// Bits that `count` indices below `k` take (Annex A.3).
 pub fn packed_bits(k: u32, count: u64) -> u64 {
     let g = group_size(k) as u64;
     let full = (count / g) * group_bits(k, g as u32) as u64;

@@ -1,4 +1,4 @@
-//! §7 (format 2): a layer's symbols and their contexts.
+//! §7.1, §7.3 (format 2): a layer's symbols and their contexts.
 //!
 //! Every cell codes one symbol `s`, `0 ≤ s ≤ K`: a candidate index below `K`, or `K`
 //! itself, *keep*, which leaves the cell as it was. A symbol is a keep flag, coded with a
@@ -253,7 +253,7 @@ pub fn decode_layer(
             }
         }
     }
-    // A segment holds exactly the bytes its symbols need (§7.3).
+    // A segment holds exactly the bytes its symbols need (§7.2).
     if dec.consumed() != segment.len() {
         return Err(Error::InvalidIndexGroup { layer: index });
     }

@@ -15,13 +15,18 @@ pub struct CompressOptions {
     /// The .ddn file to write (default: the input's name with .ddn; stdout for stdin input).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Target rate in bits per pixel, header included: the most layers that fit.
+    /// Target rate in bits per pixel, header included: the best file that fits.
     /// The default is 0.25.
-    #[arg(long, conflicts_with = "layers")]
+    #[arg(long, conflicts_with_all = ["layers", "lambda"])]
     pub bpp: Option<f64>,
-    /// Code exactly this many layers of the model.
-    #[arg(long)]
+    /// Code exactly this many layers of the model, every cell taking its nearest
+    /// candidate (or keep).
+    #[arg(long, conflicts_with = "lambda")]
     pub layers: Option<usize>,
+    /// Trade-off instead of a target rate: each cell minimises squared error (8-bit
+    /// scale) + LAMBDA × bits. Larger is smaller and coarser; 0 is the best the model can do.
+    #[arg(long)]
+    pub lambda: Option<f64>,
     /// Tile side in pixels (rounded up to a multiple of the model's largest cell).
     #[arg(long, default_value_t = codec::DEFAULT_TILE)]
     pub tile: u32,
@@ -96,10 +101,11 @@ pub fn compress(opts: &CompressOptions) -> Result<()> {
         eprintln!("ddn: warning: the alpha channel is not coded and was dropped");
     }
     let model = opts.model.load()?;
-    let rate = match (opts.bpp, opts.layers) {
-        (_, Some(n)) => Rate::Layers(n),
-        (Some(b), None) => Rate::Bpp(b),
-        (None, None) => Rate::Bpp(codec::DEFAULT_BPP),
+    let rate = match (opts.bpp, opts.layers, opts.lambda) {
+        (_, Some(n), _) => Rate::Layers(n),
+        (_, _, Some(l)) => Rate::Lambda(l),
+        (Some(b), _, _) => Rate::Bpp(b),
+        (None, None, None) => Rate::Bpp(codec::DEFAULT_BPP),
     };
     let bytes = codec::encode(
         &model,
