@@ -1,5 +1,5 @@
 //! Criterion benchmarks: encode and decode of a 768×512 Kodak-sized image at 0.25 bpp
-//! with the built-in model, the index packer, and one network layer.
+//! with the built-in model, the symbol coders of both formats, and one network layer.
 //!
 //! Run with `cargo bench`; HTML-free reports land in target/criterion.
 
@@ -71,6 +71,36 @@ fn packer(c: &mut Criterion) {
     });
 }
 
+fn range_coder(c: &mut Criterion) {
+    use ddn::bitstream::symbols::{decode_layer, encode_layer};
+    use ddn::bitstream::{geometry::tiles, LayerSpec};
+    // One full-resolution layer of a 768×512 image in 8-px cells (6,144 of them), half
+    // of them kept, as at mid rates.
+    let spec = LayerSpec {
+        k: 64,
+        scale_log2: 0,
+        cell_log2: 3,
+    };
+    let tiles = tiles(768, 512, 256, 8);
+    let symbols: Vec<u32> = (0..6144u32)
+        .map(|i| {
+            let h = i.wrapping_mul(2_654_435_761) >> 7;
+            if h % 2 == 0 {
+                64
+            } else {
+                h % 64
+            }
+        })
+        .collect();
+    c.bench_function("range_code_layer_6144_cells", |b| {
+        b.iter(|| encode_layer(&symbols, &spec, None, &tiles))
+    });
+    let segment = encode_layer(&symbols, &spec, None, &tiles);
+    c.bench_function("range_decode_layer_6144_cells", |b| {
+        b.iter(|| decode_layer(&segment, &spec, None, &tiles, 0).unwrap())
+    });
+}
+
 fn layer(c: &mut Criterion) {
     // The heaviest layer shape of the default ladder on one 256-px tile: 64 candidates of
     // 8-px cells from 48-channel space-to-depth features.
@@ -96,5 +126,5 @@ fn layer(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codec, packer, layer);
+criterion_group!(benches, codec, packer, range_coder, layer);
 criterion_main!(benches);

@@ -8,7 +8,9 @@ fn fix_crcs(data: &mut [u8]) {
     if data.len() < 24 {
         return;
     }
-    let header_end = 24 + 4 * data[22] as usize;
+    // Schedule entries are 4 bytes in format 1, 8 in format 2.
+    let entry = if data[4] == 1 { 4 } else { 8 };
+    let header_end = 24 + entry * data[22] as usize;
     if data.len() < header_end + 4 {
         return;
     }

@@ -161,7 +161,13 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
     for l in 0..complete {
         let end = start + header.segments[l] as usize;
         let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
-        let symbols = decode_layer(&payload[start..end], &header.layers[l], prev, &tiles, l)?;
+        let segment = &payload[start..end];
+        let symbols = decode_layer(segment, &header.layers[l], prev, &tiles, l)?;
+        // Only the writer's own bytes are accepted, so every file is canonical and a
+        // damaged segment in a truncated file (no trailer CRC) is still likely caught.
+        if encode_layer(&symbols, &header.layers[l], prev, &tiles) != segment {
+            return Err(Error::InvalidIndexGroup { layer: l });
+        }
         layers.push(symbols);
         start = end;
     }

@@ -253,9 +253,5 @@ pub fn decode_layer(
             }
         }
     }
-    // A segment holds exactly the bytes its symbols need (§7.2).
-    if dec.consumed() != segment.len() {
-        return Err(Error::InvalidIndexGroup { layer: index });
-    }
     Ok(symbols)
 }

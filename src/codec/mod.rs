@@ -184,59 +184,107 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
 
 /// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
 /// roughly as a power of it, so each probe interpolates log size against log λ between
-/// the nearest probes on either side of the budget.
+/// the tightest probes on either side of the budget.
 fn fit_budget(
     budget: usize,
     bpp: f64,
     mut encode: impl FnMut(f64) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
+    // The largest λ whose file was too big, and its size.
     let mut over: Option<(f64, usize)> = None;
+    // The smallest λ whose file fitted, and the file.
     let mut under: Option<(f64, Vec<u8>)> = None;
     // About where λ lands for natural images (squared error per bit, 8-bit scale).
     let mut lambda = 250.0 / bpp;
     for probes in 1..=MAX_RATE_PROBES {
         let bytes = encode(lambda)?;
-        if std::env::var_os("DDN_DEBUG_RATE").is_some() {
-            eprintln!(
-                "probe {probes}: lambda {lambda:.1} -> {} bytes (budget {budget})",
-                bytes.len()
-            );
-        }
         let size = bytes.len();
         if size <= budget {
             if size as f64 >= (1.0 - RATE_TOLERANCE) * budget as f64 || lambda == 0.0 {
                 return Ok(bytes);
             }
-            under = Some((lambda, bytes));
-        } else {
+            if under.as_ref().is_none_or(|(l, _)| lambda < *l) {
+                under = Some((lambda, bytes));
+            }
+        } else if over.is_none_or(|(l, _)| lambda > l) {
             over = Some((lambda, size));
         }
-        lambda = match (&over, &under) {
-            (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
-                let (a, b) = ((*lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
-                let t = ((a - (budget as f64).ln()) / (a - b)).clamp(0.25, 0.75);
-                (lo.ln() + t * (hi.ln() - lo.ln())).exp()
-            }
-            // Twice under with nothing over: the budget is likely above every layer's
-            // best, so try the best itself.
-            (None, Some(_)) if probes > 1 => 0.0,
-            // One side only: step along the typical slope, size ∝ λ^-0.45, by at least 2×.
-            _ => {
-                let step = (size as f64 / budget as f64).powf(1.0 / 0.45);
-                lambda
-                    * if size > budget {
-                        step.clamp(2.0, 16.0)
-                    } else {
-                        step.clamp(1.0 / 16.0, 0.5)
-                    }
-            }
-        };
+        lambda = next_lambda(lambda, size, budget, over, under.as_ref(), probes);
     }
     under.map(|(_, bytes)| bytes).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "--bpp {bpp} is below the smallest file for this image"
         ))
     })
+}
+
+/// The next λ to try after a probe at `lambda` gave `size` bytes.
+fn next_lambda(
+    lambda: f64,
+    size: usize,
+    budget: usize,
+    over: Option<(f64, usize)>,
+    under: Option<&(f64, Vec<u8>)>,
+    probes: usize,
+) -> f64 {
+    match (over, under) {
+        (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
+            // λ = 0 (the best file) being too big says only that λ is positive.
+            let lo = if lo > 0.0 { lo } else { hi / 64.0 };
+            let (a, b) = ((lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
+            let t = ((a - (budget as f64).ln()) / (a - b)).clamp(0.25, 0.75);
+            (lo.ln() + t * (hi.ln() - lo.ln())).exp()
+        }
+        // Twice under with nothing over: the budget is likely above the best file, so try
+        // the best itself.
+        (None, Some(_)) if probes > 1 => 0.0,
+        // One side only: step along the typical slope, size ∝ λ^-0.45, by at least 2×.
+        _ => {
+            let step = (size as f64 / budget as f64).powf(1.0 / 0.45);
+            lambda
+                * if size > budget {
+                    step.clamp(2.0, 16.0)
+                } else {
+                    step.clamp(1.0 / 16.0, 0.5)
+                }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose size follows `size(λ)`.
+    fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<Vec<u8>> {
+        move |lambda| Ok(vec![0; size(lambda)])
+    }
+
+    #[test]
+    fn lands_just_under_the_budget() {
+        let curve = |l: f64| (20_000.0 * (1.0 + l).powf(-0.4)) as usize;
+        for budget in [900, 3_000, 7_000, 12_000] {
+            let got = fit_budget(budget, 0.25, sized(curve)).unwrap().len();
+            assert!(
+                got <= budget && got as f64 >= 0.97 * budget as f64,
+                "{got} for {budget}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_best_file_just_over_the_budget_still_bisects() {
+        // λ = 0 gives 10,300 bytes; the budget is 10,000.
+        let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
+        let got = fit_budget(10_000, 0.5, sized(curve)).unwrap().len();
+        assert!((9_700..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_roomy_budget_gives_the_best_file() {
+        let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
+        assert_eq!(fit_budget(100_000, 0.5, sized(curve)).unwrap().len(), 5_000);
+    }
 }
 
 /// Codes the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which

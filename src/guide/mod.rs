@@ -4,6 +4,7 @@
 //! network never trained for — super-resolution, inpainting, colorization, denoising —
 //! are solved with no gradient.
 
+pub mod back_projection;
 pub mod restore;
 
 use candle_core::Tensor;

@@ -253,8 +253,9 @@ pub fn restore(
     Ok(out)
 }
 
-/// Makes the output agree exactly with what is known: inpainting keeps the known pixels,
-/// colorization keeps the input's grey (the mean of R, G and B) and changes only colour.
+/// Makes the output agree with what is known: inpainting keeps the known pixels,
+/// colorization keeps the input's grey (the mean of R, G and B) and changes only colour,
+/// super-resolution downsamples back to the input.
 fn project(out: &mut RgbImage, input: &RgbImage, task: &Task) {
     match task {
         Task::Inpaint { unknown } => {
@@ -271,7 +272,8 @@ fn project(out: &mut RgbImage, input: &RgbImage, task: &Task) {
                 p.0 = with_mean(p.0.map(|v| v as f32), target).map(|v| v.round() as u8);
             }
         }
-        Task::SuperResolution { .. } | Task::Denoise => {}
+        Task::SuperResolution { scale } => super::back_projection::back_project(out, input, *scale),
+        Task::Denoise => {}
     }
 }
 
