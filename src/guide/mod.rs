@@ -1,6 +1,6 @@
 //! The guided walk (ddn-reference.md §5.4): the same unconditional tree, walked with
 //! another scoring rule. At every layer each condition scores every cell's K
-//! candidates; the walk keeps the best, or one of the best two at random, so tasks the
+//! candidates and keep; the walk takes the best, or one of the best two at random, so tasks the
 //! network never trained for — super-resolution, inpainting, colorization, denoising —
 //! are solved with no gradient.
 
@@ -121,20 +121,31 @@ fn combined_scores(errors: &[Vec<f32>], weights: &[f64], shape: LayerShape) -> V
     total
 }
 
-/// Weight of the residual energy next to the conditions' scores.
-const TIE_BREAK: f32 = 1e-4;
+/// The smallest weight of the residual energy next to the conditions' scores: enough to
+/// break ties only.
+pub const TIE_BREAK: f32 = 1e-4;
 
 /// Picks per cell the best candidate (`top = 1`) or one of the best `top` at random.
 pub struct GuidedChooser {
     pub conditions: Vec<Condition>,
     pub top: usize,
     pub rng: Rng,
+    /// Weight of each candidate's residual energy (how far it moves the image) added to
+    /// its score: a prior for small, smooth steps. [`TIE_BREAK`] only breaks ties.
+    pub smoothness: f32,
 }
 
 impl Chooser for GuidedChooser {
     fn choose(&mut self, _layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
-        let shape = candidates.shape;
-        let images = candidates.images()?;
+        // Keep (index K, no change) competes as one more candidate.
+        let shape = LayerShape {
+            k: candidates.shape.k + 1,
+            ..candidates.shape
+        };
+        let images = Tensor::cat(
+            &[&candidates.images()?, &candidates.previous().unsqueeze(1)?],
+            1,
+        )?;
         let errors = self
             .conditions
             .iter()
@@ -142,15 +153,19 @@ impl Chooser for GuidedChooser {
             .collect::<Result<Vec<_>>>()?;
         let weights: Vec<f64> = self.conditions.iter().map(|c| c.weight).collect();
         let mut scores = combined_scores(&errors, &weights, shape);
-        // Where the conditions cannot tell candidates apart (a cell with no known pixel),
-        // the smallest step from the previous image wins: the hole keeps the coarse
-        // levels' smooth prediction instead of an arbitrary texture.
+        // Where the conditions cannot tell candidates apart (a cell with no known pixel,
+        // detail finer than a low-resolution input), the smallest step from the previous
+        // image wins, keep first: no arbitrary texture where nothing asks for it.
         let energy = candidates.residual_energy()?;
-        scores
-            .iter_mut()
-            .zip(&energy)
-            .for_each(|(s, e)| *s += TIE_BREAK * e);
         let cells = shape.cells();
+        for b in 0..shape.batch {
+            for k in 0..shape.k - 1 {
+                for c in 0..cells {
+                    scores[(b * shape.k + k) * cells + c] +=
+                        self.smoothness * energy[(b * (shape.k - 1) + k) * cells + c];
+                }
+            }
+        }
         let top = self.top.clamp(1, shape.k);
         let mut out = Vec::with_capacity(shape.batch * cells);
         for b in 0..shape.batch {

@@ -97,6 +97,18 @@ fn output_size(input: &RgbImage, task: &Task) -> Result<(u32, u32)> {
     }
 }
 
+/// How strongly each task prefers small steps (see [`GuidedChooser::smoothness`]).
+/// A low-resolution or noisy input says nothing of fine detail, and without the prior the
+/// walk fills it with whatever texture matches best (on kodim23's crop, ×4: 23.0 dB
+/// against the original without it, 26.8 with it, bicubic 26.6). Colorization keeps the
+/// tie-break only: a prior on step size would pull every colour back to grey.
+fn smoothness(task: &Task) -> f32 {
+    match task {
+        Task::SuperResolution { .. } | Task::Denoise | Task::Inpaint { .. } => 0.2,
+        Task::Colorize => super::TIE_BREAK,
+    }
+}
+
 /// Weight of guessed pixels (the smooth fill of a hole) next to known ones.
 const FILL_WEIGHT: f32 = 0.1;
 
@@ -245,6 +257,7 @@ pub fn restore(
             conditions: conditions(&guide, t, scale, network)?,
             top: opts.top,
             rng: Rng::derive(opts.seed, &[0x6A1D, i as u64]),
+            smoothness: smoothness(task),
         };
         let image = walk_tile(network, t, &mut chooser)?;
         paste_batch(&mut out, &[*t], &image)?;

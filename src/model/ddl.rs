@@ -58,6 +58,11 @@ impl Candidates {
         })
     }
 
+    /// The image every candidate adds its residual to (what *keep* leaves), `[B,3,h,w]`.
+    pub fn previous(&self) -> &Tensor {
+        &self.prev
+    }
+
     /// All K candidate images, `[B,K,3,h,w]`.
     pub fn images(&self) -> Result<Tensor> {
         let s = self.shape;
