@@ -251,42 +251,6 @@ fn next_lambda(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A file whose size follows `size(λ)`.
-    fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<Vec<u8>> {
-        move |lambda| Ok(vec![0; size(lambda)])
-    }
-
-    #[test]
-    fn lands_just_under_the_budget() {
-        let curve = |l: f64| (20_000.0 * (1.0 + l).powf(-0.4)) as usize;
-        for budget in [900, 3_000, 7_000, 12_000] {
-            let got = fit_budget(budget, 0.25, sized(curve)).unwrap().len();
-            assert!(
-                got <= budget && got as f64 >= 0.97 * budget as f64,
-                "{got} for {budget}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_best_file_just_over_the_budget_still_bisects() {
-        // λ = 0 gives 10,300 bytes; the budget is 10,000.
-        let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
-        let got = fit_budget(10_000, 0.5, sized(curve)).unwrap().len();
-        assert!((9_700..=10_000).contains(&got), "{got}");
-    }
-
-    #[test]
-    fn a_roomy_budget_gives_the_best_file() {
-        let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
-        assert_eq!(fit_budget(100_000, 0.5, sized(curve)).unwrap().len(), 5_000);
-    }
-}
-
 /// Codes the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
 /// every cell kept (they change nothing).
 fn encode_at(
@@ -450,4 +414,40 @@ fn tile_offsets(header: &Header, tiles: &[Tile], n: usize) -> Vec<Vec<usize>> {
             v
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose size follows `size(λ)`.
+    fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<Vec<u8>> {
+        move |lambda| Ok(vec![0; size(lambda)])
+    }
+
+    #[test]
+    fn lands_just_under_the_budget() {
+        let curve = |l: f64| (20_000.0 * (1.0 + l).powf(-0.4)) as usize;
+        for budget in [900, 3_000, 7_000, 12_000] {
+            let got = fit_budget(budget, 0.25, sized(curve)).unwrap().len();
+            assert!(
+                got <= budget && got as f64 >= 0.97 * budget as f64,
+                "{got} for {budget}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_best_file_just_over_the_budget_still_bisects() {
+        // λ = 0 gives 10,300 bytes; the budget is 10,000.
+        let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
+        let got = fit_budget(10_000, 0.5, sized(curve)).unwrap().len();
+        assert!((9_700..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_roomy_budget_gives_the_best_file() {
+        let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
+        assert_eq!(fit_budget(100_000, 0.5, sized(curve)).unwrap().len(), 5_000);
+    }
 }
