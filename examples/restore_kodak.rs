@@ -2,7 +2,9 @@
 //! downsampled ×4 (area), a centred hole of a quarter of its area, or turned grey —
 //! restored with the built-in model, and scored against the original.
 //!
-//!     cargo run --release --example restore_kodak -- ../shared/data/kodak [OUT_DIR]
+//!     cargo run --release --example restore_kodak -- ../shared/data/kodak [OUT_DIR] [TASKS]
+//!
+//! TASKS is a comma-separated subset of `sr4,inpaint,colorize` (default: all).
 //!
 //! Prints one JSON line per image and task, then the means. With OUT_DIR, the inputs,
 //! outputs and originals of the first image are written there as PNG.
@@ -36,7 +38,11 @@ fn centred_hole(w: u32, h: u32) -> RgbImage {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: restore_kodak DIR [OUT_DIR]")?);
-    let out_dir = args.next().map(PathBuf::from);
+    let out_dir = args
+        .next()
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty());
+    let only: Option<String> = args.next();
     let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu)?;
     let images = ddn::eval::load_images(&dir)?;
     let opts = RestoreOptions {
@@ -64,6 +70,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("colorize", grey(original), Task::Colorize),
         ];
         for (label, input, task) in cases {
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.split(',').any(|t| t == label))
+            {
+                continue;
+            }
             let output = restore(&model, &input, &task, opts)?;
             let r = report(&task, &input, &output, original)?;
             println!("{{\"image\":\"{name}\",\"case\":\"{label}\",\"report\":{r}}}");
