@@ -195,7 +195,7 @@ fn fit_budget(
     // The smallest λ whose file fitted, and the file.
     let mut under: Option<(f64, Vec<u8>)> = None;
     // About where λ lands for natural images (squared error per bit, 8-bit scale).
-    let mut lambda = 250.0 / bpp;
+    let mut lambda = 27.0 / (bpp * bpp);
     for probes in 1..=MAX_RATE_PROBES {
         let bytes = encode(lambda)?;
         let size = bytes.len();
