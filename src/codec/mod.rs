@@ -196,9 +196,11 @@ fn fit_budget(
     let mut under: Option<(f64, Vec<u8>)> = None;
     // About where λ lands for natural images (squared error per bit, 8-bit scale).
     let mut lambda = 27.0 / (bpp * bpp);
+    let mut sides = Vec::new();
     for probes in 1..=MAX_RATE_PROBES {
         let bytes = encode(lambda)?;
         let size = bytes.len();
+        sides.push(size <= budget);
         if size <= budget {
             if size as f64 >= (1.0 - RATE_TOLERANCE) * budget as f64 || lambda == 0.0 {
                 return Ok(bytes);
@@ -209,7 +211,10 @@ fn fit_budget(
         } else if over.is_none_or(|(l, _)| lambda > l) {
             over = Some((lambda, size));
         }
-        lambda = next_lambda(lambda, size, budget, over, under.as_ref(), probes);
+        // Interpolation can creep from one side on a convex curve; after two probes on
+        // the same side, bisect.
+        let stuck = sides.len() >= 2 && sides[sides.len() - 1] == sides[sides.len() - 2];
+        lambda = next_lambda(lambda, size, budget, over, under.as_ref(), probes, stuck);
     }
     under.map(|(_, bytes)| bytes).ok_or_else(|| {
         Error::InvalidArgument(format!(
@@ -226,13 +231,18 @@ fn next_lambda(
     over: Option<(f64, usize)>,
     under: Option<&(f64, Vec<u8>)>,
     probes: usize,
+    bisect: bool,
 ) -> f64 {
     match (over, under) {
         (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
             // λ = 0 (the best file) being too big says only that λ is positive.
             let lo = if lo > 0.0 { lo } else { hi / 64.0 };
             let (a, b) = ((lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
-            let t = ((a - (budget as f64).ln()) / (a - b)).clamp(0.25, 0.75);
+            let t = if bisect {
+                0.5
+            } else {
+                ((a - (budget as f64).ln()) / (a - b)).clamp(0.25, 0.75)
+            };
             (lo.ln() + t * (hi.ln() - lo.ln())).exp()
         }
         // Twice under with nothing over: the budget is likely above the best file, so try

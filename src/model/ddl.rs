@@ -232,6 +232,43 @@ pub fn replay_chosen(
     Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
 }
 
+/// [`replay_chosen`] for walks without gradient (coding): the same pixels from plain
+/// dot products per feature pixel, with no `[pixels, 3·s2d², C]` gathered weight tensor.
+/// That tensor is hundreds of megabytes at full resolution, and fresh pages for it cost
+/// more than the arithmetic.
+pub fn replay_chosen_direct(
+    feat: &Tensor,
+    head: &Tensor,
+    prev: &Tensor,
+    indices: &[u32],
+    shape: LayerShape,
+) -> Result<Tensor> {
+    let (b, c, hf, wf) = feat.dims4()?;
+    let per_node = 3 * shape.s2d * shape.s2d;
+    let plane = hf * wf;
+    // [B, pixels, C]: each pixel's features contiguous.
+    let feat = feat
+        .permute((0, 2, 3, 1))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let head = head.flatten_all()?.to_vec1::<f32>()?;
+    let nodes = feature_pixel_indices(indices, shape);
+    let mut out = vec![0f32; b * per_node * plane];
+    out.par_chunks_mut(plane).enumerate().for_each(|(bc, dst)| {
+        let (item, ch) = (bc / per_node, bc % per_node);
+        for (px, v) in dst.iter_mut().enumerate() {
+            let k = nodes[item * plane + px] as usize;
+            if k < shape.k {
+                let row = &head[(k * per_node + ch) * c..][..c];
+                let x = &feat[(item * plane + px) * c..][..c];
+                *v = row.iter().zip(x).map(|(a, b)| a * b).sum();
+            }
+        }
+    });
+    let residual = Tensor::from_vec(out, (b, per_node, hf, wf), prev.device())?;
+    Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
+}
+
 /// Mean squared error of two tensors as a scalar tensor.
 pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok((a - b)?.sqr()?.mean_all()?)

@@ -345,22 +345,30 @@ impl Network {
                 }
                 let shape = self.layer_shape(n, batch, height, width);
                 let (chosen, indices) = match &mut how {
-                    Walk::Replay(all) => {
+                    Walk::Replay(all) if self.track_grad => {
                         let idx = all[n].clone();
                         (
                             ddl::replay_chosen(&feat, &layer.head, &image, &idx, shape)?,
                             idx,
                         )
                     }
+                    // Coding: encoder and decoder make the chosen pixels the same way,
+                    // so they agree exactly.
+                    Walk::Replay(all) => (
+                        ddl::replay_chosen_direct(&feat, &layer.head, &image, &all[n], shape)?,
+                        all[n].clone(),
+                    ),
                     Walk::Choose(chooser) => {
-                        // Choosing needs every candidate but no gradient; the loss then
-                        // flows through the chosen ones only, recomputed on their own.
                         let cands = Candidates::new(&feat, &layer.head, &image, shape)?;
                         let idx = chooser.choose(n, &cands)?;
-                        (
-                            ddl::replay_chosen(&feat, &layer.head, &image, &idx, shape)?,
-                            idx,
-                        )
+                        let chosen = if self.track_grad {
+                            // Training: the loss flows through the chosen candidates
+                            // only, recomputed on their own.
+                            ddl::replay_chosen(&feat, &layer.head, &image, &idx, shape)?
+                        } else {
+                            ddl::replay_chosen_direct(&feat, &layer.head, &image, &idx, shape)?
+                        };
+                        (chosen, idx)
                     }
                 };
                 image = chosen.detach();
