@@ -45,7 +45,9 @@ fn sample_bytes() -> Vec<u8> {
 /// Rewrites both checksums so that a deliberately wrong field reaches validation.
 fn fix_crcs(bytes: &mut [u8]) {
     let n = bytes[22] as usize;
-    let header_crc_at = 24 + 4 * n;
+    // Schedule entries are 4 bytes in format 1, 8 in format 2.
+    let entry = if bytes[4] == 1 { 4 } else { 8 };
+    let header_crc_at = 24 + entry * n;
     let crc = crc32fast::hash(&bytes[..header_crc_at]);
     bytes[header_crc_at..header_crc_at + 4].copy_from_slice(&crc.to_le_bytes());
     let end = bytes.len() - 4;
@@ -123,17 +125,21 @@ fn truncated_header() {
     }
 }
 
-#[test]
-fn every_single_bit_flip_is_caught() {
-    let bytes = sample_bytes();
+fn assert_every_bit_flip_is_caught(bytes: &[u8]) {
+    assert!(read_file(bytes).is_ok());
     for bit in 0..bytes.len() * 8 {
-        let mut damaged = bytes.clone();
+        let mut damaged = bytes.to_vec();
         damaged[bit / 8] ^= 0x80 >> (bit % 8);
         assert!(
             read_file(&damaged).is_err(),
             "flip of bit {bit} went unnoticed"
         );
     }
+}
+
+#[test]
+fn every_single_bit_flip_is_caught() {
+    assert_every_bit_flip_is_caught(&sample_bytes());
 }
 
 #[test]
@@ -310,29 +316,9 @@ fn segment_length_at(l: usize) -> usize {
     24 + 8 * l + 4
 }
 
-/// Rewrites both checksums of a format-2 file.
-fn fix_crcs_v2(bytes: &mut [u8]) {
-    let n = bytes[22] as usize;
-    let header_crc_at = 24 + 8 * n;
-    let crc = crc32fast::hash(&bytes[..header_crc_at]);
-    bytes[header_crc_at..header_crc_at + 4].copy_from_slice(&crc.to_le_bytes());
-    let end = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..end]);
-    bytes[end..].copy_from_slice(&crc.to_le_bytes());
-}
-
 #[test]
 fn format2_every_single_bit_flip_is_caught() {
-    let bytes = sample_v2_bytes();
-    assert!(read_file(&bytes).is_ok());
-    for bit in 0..bytes.len() * 8 {
-        let mut damaged = bytes.clone();
-        damaged[bit / 8] ^= 1 << (bit % 8);
-        assert!(
-            read_file(&damaged).is_err(),
-            "flip of bit {bit} went unnoticed"
-        );
-    }
+    assert_every_bit_flip_is_caught(&sample_v2_bytes());
 }
 
 #[test]
@@ -343,7 +329,7 @@ fn format2_moved_segment_boundary_is_rejected() {
     let len1 = u32::from_le_bytes(bytes[b..b + 4].try_into().unwrap());
     bytes[a..a + 4].copy_from_slice(&(len0 + 1).to_le_bytes());
     bytes[b..b + 4].copy_from_slice(&(len1 - 1).to_le_bytes());
-    fix_crcs_v2(&mut bytes);
+    fix_crcs(&mut bytes);
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
         Error::InvalidIndexGroup { .. }
@@ -365,9 +351,42 @@ fn format2_index_beyond_k_is_rejected() {
     };
     let mut bytes = write_file(&header, &[vec![3]]).unwrap();
     bytes[24] = 3;
-    fix_crcs_v2(&mut bytes);
+    fix_crcs(&mut bytes);
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
+        Error::InvalidIndexGroup { layer: 0 }
+    ));
+}
+
+/// A valid header for a 65,535 × 4,096 image in 1-px tiles and 1-px cells (268 million
+/// tiles and cells), followed by a few bytes: the reader must say no at once, without
+/// listing the tiles or allocating for the cells.
+fn bomb(version: u8) -> Vec<u8> {
+    let header = Header {
+        version,
+        grey: false,
+        model_id: ModelId(*b"testmdl1"),
+        width: 65_535,
+        height: 4_096,
+        tile: 1,
+        layers: vec![layer(2, 0, 0)],
+        segments: if version == 1 { vec![] } else { vec![5] },
+    };
+    let mut bytes = header.to_bytes().unwrap();
+    bytes.extend_from_slice(&[0; 5]);
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_tiny_file_claiming_huge_geometry_is_refused_at_once() {
+    assert!(matches!(
+        read_file(&bomb(1)).unwrap_err(),
+        Error::NoCompleteLayer { .. }
+    ));
+    assert!(matches!(
+        read_file(&bomb(2)).unwrap_err(),
         Error::InvalidIndexGroup { layer: 0 }
     ));
 }

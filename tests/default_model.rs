@@ -18,7 +18,7 @@ fn built_in_model_codes_a_sample_photo() {
         had_alpha: false,
     };
     let mut last = 0.0;
-    for layers in [2, 8, 13] {
+    for layers in [2, 8, 13, 16] {
         let opts = EncodeOptions {
             rate: Rate::Layers(layers),
             ..EncodeOptions::default()
@@ -28,6 +28,7 @@ fn built_in_model_codes_a_sample_photo() {
         assert!(quality > last, "{layers} layers: {quality} dB after {last}");
         last = quality;
     }
-    // Measured 30.0 dB with all 13 layers (0.63 bpp) when the model shipped.
-    assert!(last > 29.0, "{last}");
+    // Measured 31.2 dB with all 16 layers (0.82 bpp, every cell its nearest candidate)
+    // when the model shipped.
+    assert!(last > 30.5, "{last}");
 }

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 
 use super::header::{u32_at, Header, FORMAT_V1};
 use super::packer::{pack_indices, packed_bits, unpack_indices, Bits, BitsRef};
-use super::symbols::{decode_layer, encode_layer};
+use super::symbols::{decode_layer, encode_layer, MAX_SYMBOLS_PER_BYTE};
 
 /// A file whose payload ended early (§9 step 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +155,18 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
 
 /// §7.4 (format 2): the symbols of the first `complete` layers.
 fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<Vec<Vec<u32>>> {
+    // Before anything is allocated per tile or per cell: no segment can hold more symbols
+    // than its bytes allow (§7.4).
+    for (l, (&cells, &len)) in header
+        .index_counts()
+        .iter()
+        .zip(&header.segments)
+        .enumerate()
+    {
+        if l < complete && cells > MAX_SYMBOLS_PER_BYTE * len as u64 {
+            return Err(Error::InvalidIndexGroup { layer: l });
+        }
+    }
     let tiles = header.tiles();
     let mut layers: Vec<Vec<u32>> = Vec::with_capacity(complete);
     let mut start = 0usize;

@@ -62,12 +62,22 @@ impl Header {
         tiles(self.width, self.height, self.tile, self.granule())
     }
 
-    /// `N_l` of §7.1 for every coded layer.
+    /// `N_l` of §7.1 for every coded layer, without listing the tiles (a forged header
+    /// can claim hundreds of millions of them). A tile's cells are its padded columns
+    /// times its padded rows, so the total is all columns' cells times all rows' cells.
     pub fn index_counts(&self) -> Vec<u64> {
-        let tiles = self.tiles();
+        let g = self.granule();
+        let cells_along = |side: u32, side_cells: u32| -> u64 {
+            let full = (side / self.tile) as u64;
+            let rest = side % self.tile;
+            full * (self.tile / side_cells) as u64 + (round_up(rest, g) / side_cells) as u64
+        };
         self.layers
             .iter()
-            .map(|layer| tiles.iter().map(|t| t.cell_count(layer)).sum())
+            .map(|layer| {
+                let p = layer.cell_pixels();
+                cells_along(self.width, p) * cells_along(self.height, p)
+            })
             .collect()
     }
 }

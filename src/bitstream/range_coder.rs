@@ -111,7 +111,8 @@ impl RangeEncoder {
     }
 }
 
-/// Reads bits back; bytes past the end of the input read as zero.
+/// Reads bits back. Bytes past the end of the input read as zero; callers check
+/// [`RangeDecoder::consumed`] to reject streams that needed them.
 #[derive(Debug)]
 pub struct RangeDecoder<'a> {
     code: u32,

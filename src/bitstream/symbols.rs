@@ -16,6 +16,11 @@ use super::range_coder::{BitModel, RangeDecoder, RangeEncoder};
 /// the cell under this one's top-left pixel.
 const KEEP_CONTEXTS: usize = 6;
 
+/// More symbols than a segment byte can carry: a symbol costs at least
+/// `log2(2048 / 2017)` ≈ 0.022 bits (the most skewed an adaptive probability gets), so a
+/// byte holds at most ~364 (codec-spec.md §7.4).
+pub const MAX_SYMBOLS_PER_BYTE: u64 = 400;
+
 /// The cells of one layer inside one tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellGrid {
@@ -240,7 +245,7 @@ pub fn decode_layer(
     let mut dec = RangeDecoder::new(segment);
     let grids = tile_grids(tiles, layer);
     let total = grids.last().map_or(0, |(g, at)| at + g.len());
-    let mut symbols = Vec::with_capacity(total);
+    let mut symbols = Vec::with_capacity(total.min(segment.len() * MAX_SYMBOLS_PER_BYTE as usize));
     for (t, (grid, at)) in grids.into_iter().enumerate() {
         let prev_tile = prev_of(&prev, tiles, t);
         for y in 0..grid.rows {
@@ -249,6 +254,10 @@ pub fn decode_layer(
                 let s = model
                     .decode(&mut dec, ctx)
                     .ok_or(Error::InvalidIndexGroup { layer: index })?;
+                // A canonical segment is read exactly to its end, never past it.
+                if dec.consumed() > segment.len() {
+                    return Err(Error::InvalidIndexGroup { layer: index });
+                }
                 symbols.push(s);
             }
         }

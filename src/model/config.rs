@@ -55,15 +55,16 @@ impl ModelConfig {
         }
     }
 
-    /// The default ladder (codec-design.md §8, ladder "A"): cheap coarse levels with many
-    /// layers, a few full-resolution layers for detail.
+    /// The default ladder (codec-design.md §8, ladder "A", grown to five full-resolution
+    /// layers): cheap coarse levels with many layers, full-resolution layers for detail,
+    /// which rate-distortion choices leave mostly kept at low rates.
     pub fn default_codec() -> Self {
         Self::ladder(&[
             (4, 0, 64, 2, 64, 1),
             (3, 0, 64, 3, 64, 1),
             (2, 0, 64, 3, 64, 2),
             (1, 1, 64, 3, 64, 2),
-            (0, 1, 48, 2, 64, 3),
+            (0, 1, 48, 5, 64, 3),
         ])
     }
 

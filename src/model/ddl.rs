@@ -199,8 +199,8 @@ fn feature_pixel_indices(indices: &[u32], shape: LayerShape) -> Vec<u32> {
 }
 
 /// The chosen candidate of every cell, `[B,3,h,w]`, computed on its own: each feature
-/// pixel applies only its chosen node's head rows; index `K` keeps the cell unchanged. Decoding needs nothing else, and in
-/// training this is where the gradient flows, so only chosen nodes receive any.
+/// pixel applies only its chosen node's head rows; index `K` keeps the cell unchanged.
+/// In training this is where the gradient flows, so only chosen nodes receive any.
 pub fn replay_chosen(
     feat: &Tensor,
     head: &Tensor,
