@@ -195,20 +195,24 @@ fn tile_grids(tiles: &[Tile], layer: &LayerSpec) -> Vec<(CellGrid, usize)> {
         .collect()
 }
 
-/// The previous layer as the contexts of tile `t` see it.
-fn prev_of<'a>(
-    prev: &Option<(LayerSpec, &'a [u32])>,
+/// The previous layer tile by tile, as the contexts see it (computed once per layer).
+fn prev_tiles<'a>(
+    prev: Option<(LayerSpec, &'a [u32])>,
     tiles: &[Tile],
-    t: usize,
-) -> Option<PrevLayer<'a>> {
-    prev.map(|(spec, symbols)| {
-        let (grid, at) = tile_grids(tiles, &spec)[t];
-        PrevLayer {
-            grid,
-            symbols: &symbols[at..at + grid.len()],
-            keep: spec.k,
-        }
-    })
+) -> Vec<Option<PrevLayer<'a>>> {
+    match prev {
+        None => vec![None; tiles.len()],
+        Some((spec, symbols)) => tile_grids(tiles, &spec)
+            .into_iter()
+            .map(|(grid, at)| {
+                Some(PrevLayer {
+                    grid,
+                    symbols: &symbols[at..at + grid.len()],
+                    keep: spec.k,
+                })
+            })
+            .collect(),
+    }
 }
 
 /// Codes one layer's symbols (§7.1 order) into its segment.
@@ -220,8 +224,8 @@ pub fn encode_layer(
 ) -> Vec<u8> {
     let mut model = LayerModel::new(layer.k);
     let mut enc = RangeEncoder::new();
-    for (t, (grid, at)) in tile_grids(tiles, layer).into_iter().enumerate() {
-        let prev_tile = prev_of(&prev, tiles, t);
+    let prev_tiles = prev_tiles(prev, tiles);
+    for ((grid, at), prev_tile) in tile_grids(tiles, layer).into_iter().zip(prev_tiles) {
         let current = &symbols[at..at + grid.len()];
         for y in 0..grid.rows {
             for x in 0..grid.cols {
@@ -246,8 +250,7 @@ pub fn decode_layer(
     let grids = tile_grids(tiles, layer);
     let total = grids.last().map_or(0, |(g, at)| at + g.len());
     let mut symbols = Vec::with_capacity(total.min(segment.len() * MAX_SYMBOLS_PER_BYTE as usize));
-    for (t, (grid, at)) in grids.into_iter().enumerate() {
-        let prev_tile = prev_of(&prev, tiles, t);
+    for ((grid, at), prev_tile) in grids.into_iter().zip(prev_tiles(prev, tiles)) {
         for y in 0..grid.rows {
             for x in 0..grid.cols {
                 let ctx = keep_context(&symbols[at..], layer.k, grid, prev_tile.as_ref(), x, y);
