@@ -29,6 +29,12 @@ const DECODE_BATCH: usize = 8;
 const MAX_RATE_PROBES: usize = 12;
 /// A probe within this fraction under the budget is close enough.
 const RATE_TOLERANCE: f64 = 0.03;
+/// Re-choosing the last layer aims this close under the budget …
+const TAIL_TOLERANCE: f64 = 0.01;
+/// … with at most this many trials …
+const TAIL_STEPS: usize = 8;
+/// … at a λ within this factor of the walk's.
+const TAIL_LAMBDA_RANGE: f64 = 3.0;
 
 /// What the encoder aims at.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -173,7 +179,7 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
         Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = (bpp * width as f64 * height as f64 / 8.0).floor() as usize;
             fit_budget(budget, bpp, |lambda| {
-                encode_at(model, source, tile, total, lambda, true)
+                walk_at(model, source, tile, total, lambda, true)
             })
         }
         Rate::Bpp(bpp) => Err(Error::InvalidArgument(format!(
@@ -182,13 +188,34 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
     }
 }
 
+/// What the rate search needs of one encoder walk.
+trait RateProbe {
+    fn lambda(&self) -> f64;
+    fn file(&self) -> Result<Vec<u8>>;
+    /// The file with only the last layer chosen again at `lambda`, if the walk allows.
+    fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>>;
+}
+
+impl RateProbe for Probe {
+    fn lambda(&self) -> f64 {
+        self.lambda
+    }
+    fn file(&self) -> Result<Vec<u8>> {
+        Probe::file(self)
+    }
+    fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
+        Probe::file_with_last_at(self, lambda)
+    }
+}
+
 /// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
 /// roughly as a power of it, so each probe interpolates log size against log λ between
-/// the tightest probes on either side of the budget.
-fn fit_budget(
+/// the tightest probes on either side of the budget. A probe that lands near the budget
+/// is finished by choosing only its last layer again, which costs no network pass.
+fn fit_budget<P: RateProbe>(
     budget: usize,
     bpp: f64,
-    mut encode: impl FnMut(f64) -> Result<Vec<u8>>,
+    mut encode: impl FnMut(f64) -> Result<P>,
 ) -> Result<Vec<u8>> {
     // The largest λ whose file was too big, and its size.
     let mut over: Option<(f64, usize)> = None;
@@ -198,13 +225,17 @@ fn fit_budget(
     let mut lambda = 27.0 / (bpp * bpp);
     let mut sides = Vec::new();
     for probes in 1..=MAX_RATE_PROBES {
-        let bytes = encode(lambda)?;
+        let probe = encode(lambda)?;
+        let bytes = probe.file()?;
         let size = bytes.len();
+        if size <= budget && (close_to(size, budget, RATE_TOLERANCE) || lambda == 0.0) {
+            return Ok(bytes);
+        }
+        if let Some(bytes) = fit_last_layer(&probe, size, budget)? {
+            return Ok(bytes);
+        }
         sides.push(size <= budget);
         if size <= budget {
-            if size as f64 >= (1.0 - RATE_TOLERANCE) * budget as f64 || lambda == 0.0 {
-                return Ok(bytes);
-            }
             if under.as_ref().is_none_or(|(l, _)| lambda < *l) {
                 under = Some((lambda, bytes));
             }
@@ -221,6 +252,53 @@ fn fit_budget(
             "--bpp {bpp} is below the smallest file for this image"
         ))
     })
+}
+
+/// Brings a probe of `size` bytes under the budget, and within [`TAIL_TOLERANCE`] of it, by
+/// choosing its last layer again at a λ at most [`TAIL_LAMBDA_RANGE`] times its own
+/// (further apart, the layers' trade-offs would disagree too much to be worth it).
+fn fit_last_layer(probe: &impl RateProbe, size: usize, budget: usize) -> Result<Option<Vec<u8>>> {
+    let lambda = probe.lambda();
+    if lambda == 0.0 {
+        return Ok(None);
+    }
+    let far = if size > budget {
+        lambda * TAIL_LAMBDA_RANGE
+    } else {
+        lambda / TAIL_LAMBDA_RANGE
+    };
+    let Some(far_file) = probe.file_with_last_at(far).transpose()? else {
+        return Ok(None);
+    };
+    // Bracket: `fits` gives a file within the budget, `bursts` one over it.
+    let ((mut fits, mut best), mut bursts) = match (size > budget, far_file.len() <= budget) {
+        (true, true) => ((far, far_file), lambda),
+        (false, false) => ((lambda, Vec::new()), far),
+        // The far end does not cross the budget: out of this probe's reach.
+        (true, false) => return Ok(None),
+        (false, true) => {
+            return Ok(close_to(far_file.len(), budget, RATE_TOLERANCE).then_some(far_file))
+        }
+    };
+    for _ in 0..TAIL_STEPS {
+        if close_to(best.len(), budget, TAIL_TOLERANCE) {
+            break;
+        }
+        let mid = ((fits.ln() + bursts.ln()) / 2.0).exp();
+        let Some(file) = probe.file_with_last_at(mid).transpose()? else {
+            return Ok(None);
+        };
+        if file.len() <= budget {
+            (fits, best) = (mid, file);
+        } else {
+            bursts = mid;
+        }
+    }
+    Ok(close_to(best.len(), budget, RATE_TOLERANCE).then_some(best))
+}
+
+fn close_to(size: usize, budget: usize, tolerance: f64) -> bool {
+    size <= budget && size as f64 >= (1.0 - tolerance) * budget as f64
 }
 
 /// The next λ to try after a probe at `lambda` gave `size` bytes.
@@ -261,20 +339,71 @@ fn next_lambda(
     }
 }
 
-/// Codes the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
+/// One walk of the encoder at one λ: every layer's symbols, and what it takes to choose
+/// the last layer again at another λ.
+struct Probe {
+    header: Header,
+    /// `[tile][layer]` symbols.
+    per_tile: Vec<Vec<Vec<u32>>>,
+    /// The tiles of each encoder batch, in walk order.
+    batches: Vec<Vec<usize>>,
+    rd: rd::RdState,
+    lambda: f64,
+    trim: bool,
+}
+
+impl Probe {
+    /// The file as walked.
+    fn file(&self) -> Result<Vec<u8>> {
+        self.write(&self.per_tile)
+    }
+
+    /// The file with the last layer chosen again at `lambda` (`None`: not possible here).
+    fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
+        let rechosen = self.rd.rechoose_last(lambda)?;
+        let mut per_tile = self.per_tile.clone();
+        let last = self.header.layers.len() - 1;
+        for (batch, symbols) in self.batches.iter().zip(&rechosen) {
+            let cells = symbols.len() / batch.len();
+            for (b, &t) in batch.iter().enumerate() {
+                per_tile[t][last] = symbols[b * cells..(b + 1) * cells].to_vec();
+            }
+        }
+        Some(self.write(&per_tile))
+    }
+
+    fn write(&self, per_tile: &[Vec<Vec<u32>>]) -> Result<Vec<u8>> {
+        let mut header = self.header.clone();
+        let mut layers = (0..header.layers.len())
+            .map(|l| per_tile.iter().flat_map(|t| t[l].iter().copied()).collect())
+            .collect::<Vec<Vec<u32>>>();
+        if self.trim {
+            while layers.len() > 1
+                && all_kept(&layers[layers.len() - 1], &header.layers[layers.len() - 1])
+            {
+                layers.pop();
+            }
+            header.layers.truncate(layers.len());
+        }
+        bitstream::write_file(&header, &layers)
+    }
+}
+
+/// Walks the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
 /// every cell kept (they change nothing).
-fn encode_at(
+fn walk_at(
     model: &Model,
     source: &SourceImage,
     tile: u32,
     n: usize,
     lambda: f64,
     trim: bool,
-) -> Result<Vec<u8>> {
+) -> Result<Probe> {
     let (width, height) = source.rgb.dimensions();
-    let mut header = header_for(model, width, height, source.grey, tile, n);
+    let header = header_for(model, width, height, source.grey, tile, n);
     let tiles = header.tiles();
     let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
+    let mut batches = Vec::new();
     let network = &model.network;
     let mut rd = rd::RdState::new(&header.layers, lambda);
     for group in tiles::group_by_size(&tiles) {
@@ -289,20 +418,29 @@ fn encode_at(
             let mut chooser = rd.batch(&targets, w, h);
             let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
             split_by_tile(&walk.indices, chunk, &mut per_tile);
+            batches.push(chunk.to_vec());
         }
     }
-    let mut layers = (0..n)
-        .map(|l| per_tile.iter().flat_map(|t| t[l].iter().copied()).collect())
-        .collect::<Vec<Vec<u32>>>();
-    if trim {
-        while layers.len() > 1
-            && all_kept(&layers[layers.len() - 1], &header.layers[layers.len() - 1])
-        {
-            layers.pop();
-        }
-        header.layers.truncate(layers.len());
-    }
-    bitstream::write_file(&header, &layers)
+    Ok(Probe {
+        header,
+        per_tile,
+        batches,
+        rd,
+        lambda,
+        trim,
+    })
+}
+
+/// Codes the first `n` layers at trade-off `lambda`.
+fn encode_at(
+    model: &Model,
+    source: &SourceImage,
+    tile: u32,
+    n: usize,
+    lambda: f64,
+    trim: bool,
+) -> Result<Vec<u8>> {
+    walk_at(model, source, tile, n, lambda, trim)?.file()
 }
 
 /// Whether every cell of a layer kept (symbol `K`), so that the layer changes nothing.
@@ -430,9 +568,72 @@ fn tile_offsets(header: &Header, tiles: &[Tile], n: usize) -> Vec<Vec<usize>> {
 mod tests {
     use super::*;
 
-    /// A file whose size follows `size(λ)`.
-    fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<Vec<u8>> {
-        move |lambda| Ok(vec![0; size(lambda)])
+    /// A walk whose file size follows `size(λ)`; with `last_layer_bytes`, choosing the
+    /// last layer again at `λ'` moves the size by that many bytes per halving of `λ'/λ`.
+    struct FakeProbe {
+        lambda: f64,
+        size: usize,
+        last_layer_bytes: Option<f64>,
+    }
+
+    impl RateProbe for FakeProbe {
+        fn lambda(&self) -> f64 {
+            self.lambda
+        }
+        fn file(&self) -> Result<Vec<u8>> {
+            Ok(vec![0; self.size])
+        }
+        fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
+            let per_halving = self.last_layer_bytes?;
+            let shift = -per_halving * (lambda / self.lambda).log2();
+            Some(Ok(vec![0; (self.size as f64 + shift).max(0.0) as usize]))
+        }
+    }
+
+    fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<FakeProbe> {
+        move |lambda| {
+            Ok(FakeProbe {
+                lambda,
+                size: size(lambda),
+                last_layer_bytes: None,
+            })
+        }
+    }
+
+    #[test]
+    fn the_last_layer_finishes_a_near_probe_without_another_walk() {
+        // The first probe (λ = 27 / 0.25²) gives 10,500 bytes for a budget of 10,000; the
+        // last layer moves 400 bytes per halving of its λ.
+        let mut walks = 0;
+        let got = fit_budget(10_000, 0.25, |lambda| {
+            walks += 1;
+            Ok(FakeProbe {
+                lambda,
+                size: (10_500.0 * (lambda / 432.0).powf(-0.5)) as usize,
+                last_layer_bytes: Some(400.0),
+            })
+        })
+        .unwrap()
+        .len();
+        assert_eq!(walks, 1);
+        assert!((9_900..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_last_layer_too_weak_to_reach_the_budget_leaves_it_to_the_walks() {
+        let mut walks = 0;
+        let got = fit_budget(10_000, 0.25, |lambda| {
+            walks += 1;
+            Ok(FakeProbe {
+                lambda,
+                size: (20_000.0 * (lambda / 432.0).powf(-0.5)) as usize,
+                last_layer_bytes: Some(100.0),
+            })
+        })
+        .unwrap()
+        .len();
+        assert!(walks > 1);
+        assert!((9_700..=10_000).contains(&got), "{got}");
     }
 
     #[test]
@@ -459,5 +660,47 @@ mod tests {
     fn a_roomy_budget_gives_the_best_file() {
         let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
         assert_eq!(fit_budget(100_000, 0.5, sized(curve)).unwrap().len(), 5_000);
+    }
+
+    fn tiny_walk(lambda: f64) -> Probe {
+        let network = Network::new(
+            &crate::model::ModelConfig::tiny(),
+            3,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let bytes = crate::model::to_safetensors(&network, &[], &[]).unwrap();
+        let model = Model::from_bytes(&bytes, &candle_core::Device::Cpu).unwrap();
+        let rgb = RgbImage::from_fn(40, 24, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 9) as u8, ((x * y) % 251) as u8])
+        });
+        let source = SourceImage {
+            rgb,
+            grey: false,
+            had_alpha: false,
+        };
+        let n = model.network.config().layer_count();
+        walk_at(&model, &source, 16, n, lambda, true).unwrap()
+    }
+
+    #[test]
+    fn the_last_layer_chosen_again_at_the_same_lambda_is_the_same_file() {
+        for lambda in [0.0, 50.0, 5_000.0] {
+            let probe = tiny_walk(lambda);
+            let again = probe.file_with_last_at(lambda).unwrap().unwrap();
+            assert_eq!(again, probe.file().unwrap(), "λ = {lambda}");
+        }
+    }
+
+    #[test]
+    fn a_dearer_last_layer_gives_a_smaller_file_that_still_decodes() {
+        let probe = tiny_walk(20.0);
+        let full = probe.file().unwrap();
+        let lean = probe.file_with_last_at(1e9).unwrap().unwrap();
+        assert!(lean.len() < full.len(), "{} vs {}", lean.len(), full.len());
+        let file = bitstream::read_file(&lean).unwrap();
+        let last = probe.header.layers.len() - 1;
+        // At an enormous λ every cell of the last layer keeps, so the layer is trimmed.
+        assert!(file.header.layers.len() <= last);
     }
 }

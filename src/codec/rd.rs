@@ -13,6 +13,10 @@ use crate::model::Chooser;
 /// Squared error is measured on the 8-bit scale; the network works on `v/255 − 0.5`.
 const EIGHT_BIT: f32 = 255.0 * 255.0;
 
+/// At most this many stored distances (floats) for re-choosing the last layer; larger
+/// images skip that fine rate step.
+const TAIL_FLOATS_MAX: usize = 1 << 26;
+
 /// What rate-distortion choices carry across the batches of one encode.
 pub struct RdState {
     schedule: Vec<LayerSpec>,
@@ -20,6 +24,63 @@ pub struct RdState {
     /// One adaptive model per layer, carried from batch to batch so that the estimates
     /// follow the coder's adaptation.
     models: Vec<LayerModel>,
+    /// The last layer's choice inputs of every batch, in walk order, so that it can be
+    /// chosen again at another λ without walking the network (`None`: too large).
+    tail: Option<Vec<LayerChoice>>,
+}
+
+/// Everything one layer's choices in one batch depend on, besides λ and the coder state.
+struct LayerChoice {
+    spec: LayerSpec,
+    grid: CellGrid,
+    /// The previous layer's grid and symbols of this batch, `[B·cells]`.
+    prev: Option<(CellGrid, u32, Vec<u32>)>,
+    /// `[B, K, cells]` squared errors of the candidates and `[B, cells]` of keep.
+    dist: Vec<f32>,
+    keep_dist: Vec<f32>,
+    batch: usize,
+}
+
+impl LayerChoice {
+    /// The symbol of every cell, `[B·cells]`, minimising `D + λ·R` cell by cell in coding
+    /// order, the rate taken from (and fed back into) `model`.
+    fn choose(&self, model: &mut LayerModel, lambda: f32) -> Vec<u32> {
+        let (spec, grid) = (self.spec, self.grid);
+        let (k, cells) = (spec.k as usize, grid.len());
+        // A grid pixel at scale s stands for 4^s image pixels.
+        let weight = EIGHT_BIT * (1u32 << (2 * spec.scale_log2)) as f32;
+        let mut costs = vec![0f32; k];
+        let mut chosen = Vec::with_capacity(self.batch * cells);
+        for b in 0..self.batch {
+            let start = chosen.len();
+            let prev = self.prev.as_ref().map(|(g, keep, symbols)| PrevLayer {
+                grid: *g,
+                symbols: &symbols[b * g.len()..(b + 1) * g.len()],
+                keep: *keep,
+            });
+            for y in 0..grid.rows {
+                for x in 0..grid.cols {
+                    let cell = y * grid.cols + x;
+                    let ctx = keep_context(&chosen[start..], spec.k, grid, prev.as_ref(), x, y);
+                    model.index_costs(ctx, &mut costs);
+                    let mut best = spec.k;
+                    let mut best_j =
+                        weight * self.keep_dist[b * cells + cell] + lambda * model.keep_cost(ctx);
+                    for (i, &bits) in costs.iter().enumerate() {
+                        let j = weight * self.dist[(b * k + i) * cells + cell] + lambda * bits;
+                        // Strictly less: ties go to the lowest index, keep (K) last.
+                        if j < best_j || (j == best_j && (i as u32) < best) {
+                            best_j = j;
+                            best = i as u32;
+                        }
+                    }
+                    model.update(ctx, best);
+                    chosen.push(best);
+                }
+            }
+        }
+        chosen
+    }
 }
 
 impl RdState {
@@ -28,6 +89,7 @@ impl RdState {
             schedule: schedule.to_vec(),
             lambda: lambda as f32,
             models: schedule.iter().map(|s| LayerModel::new(s.k)).collect(),
+            tail: Some(Vec::new()),
         }
     }
 
@@ -43,6 +105,28 @@ impl RdState {
             targets,
             prev: Vec::new(),
             tile_side: (width, height),
+        }
+    }
+
+    /// The last layer's symbols chosen again at `lambda`, one vector per batch in walk
+    /// order; `None` when the walk did not reach the last layer or it was too large to keep.
+    pub fn rechoose_last(&self, lambda: f64) -> Option<Vec<Vec<u32>>> {
+        let tail = self.tail.as_ref().filter(|t| !t.is_empty())?;
+        let mut model = LayerModel::new(self.schedule.last()?.k);
+        Some(
+            tail.iter()
+                .map(|c| c.choose(&mut model, lambda as f32))
+                .collect(),
+        )
+    }
+
+    fn keep_for_tail(&mut self, choice: LayerChoice) {
+        let stored: usize = self.tail.iter().flatten().map(|c| c.dist.len()).sum();
+        if stored + choice.dist.len() > TAIL_FLOATS_MAX {
+            self.tail = None;
+        }
+        if let Some(tail) = &mut self.tail {
+            tail.push(choice);
         }
     }
 }
@@ -71,49 +155,21 @@ impl RdChooser<'_> {
 
 impl Chooser for RdChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
-        let shape = candidates.shape;
         let target = &self.targets[layer];
-        let dist = candidates.cell_distances(target)?;
-        let keep_dist = candidates.keep_distances(target)?;
-        let spec = self.state.schedule[layer];
-        // A grid pixel at scale s stands for 4^s image pixels.
-        let weight = EIGHT_BIT * (1u32 << (2 * spec.scale_log2)) as f32;
-        let grid = self.grid(layer);
-        let prev_grid = layer
-            .checked_sub(1)
-            .map(|p| (self.grid(p), self.state.schedule[p].k));
-        let (k, cells) = (shape.k, grid.len());
-        let lambda = self.state.lambda;
-        let model = &mut self.state.models[layer];
-        let mut costs = vec![0f32; k];
-        let mut chosen = Vec::with_capacity(shape.batch * cells);
-        for b in 0..shape.batch {
-            let start = chosen.len();
-            let prev = prev_grid.map(|(g, keep)| PrevLayer {
-                grid: g,
-                symbols: &self.prev[b * g.len()..(b + 1) * g.len()],
-                keep,
-            });
-            for y in 0..grid.rows {
-                for x in 0..grid.cols {
-                    let cell = y * grid.cols + x;
-                    let ctx = keep_context(&chosen[start..], spec.k, grid, prev.as_ref(), x, y);
-                    model.index_costs(ctx, &mut costs);
-                    let mut best = spec.k;
-                    let mut best_j =
-                        weight * keep_dist[b * cells + cell] + lambda * model.keep_cost(ctx);
-                    for (i, &bits) in costs.iter().enumerate() {
-                        let j = weight * dist[(b * k + i) * cells + cell] + lambda * bits;
-                        // Strictly less: ties go to the lowest index, keep (K) last.
-                        if j < best_j || (j == best_j && (i as u32) < best) {
-                            best_j = j;
-                            best = i as u32;
-                        }
-                    }
-                    model.update(ctx, best);
-                    chosen.push(best);
-                }
-            }
+        let choice = LayerChoice {
+            spec: self.state.schedule[layer],
+            grid: self.grid(layer),
+            prev: layer.checked_sub(1).map(|p| {
+                let prev = std::mem::take(&mut self.prev);
+                (self.grid(p), self.state.schedule[p].k, prev)
+            }),
+            dist: candidates.cell_distances(target)?,
+            keep_dist: candidates.keep_distances(target)?,
+            batch: candidates.shape.batch,
+        };
+        let chosen = choice.choose(&mut self.state.models[layer], self.state.lambda);
+        if layer + 1 == self.state.schedule.len() && self.state.tail.is_some() {
+            self.state.keep_for_tail(choice);
         }
         self.prev = chosen.clone();
         Ok(chosen)

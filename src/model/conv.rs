@@ -7,7 +7,6 @@
 //! image: forward `Y = W·col(X)`, weights `dW = Σ dY·col(X)ᵀ`, input `dX` = the same
 //! convolution of `dY` with the kernel transposed and flipped.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -214,8 +213,7 @@ pub fn conv_same(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return Ok(x.conv2d(w, padding, 1, 1, 1)?);
     }
-    Ok(x.contiguous()?
-        .apply_op2(&w.contiguous()?, SameConv)?)
+    Ok(x.contiguous()?.apply_op2(&w.contiguous()?, SameConv)?)
 }
 
 #[cfg(test)]
@@ -253,8 +251,18 @@ mod tests {
             assert!(max_diff(&ours, &theirs) < 1e-5);
 
             let probe = random(&[2, 4, h, w], 3);
-            let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g1 = (ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (theirs * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for v in [&x, &k] {
                 assert!(max_diff(g1.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
             }
