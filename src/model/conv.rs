@@ -10,6 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::{gemm, Threads};
 use crate::error::Result;
 
 struct SameConv;
@@ -43,12 +44,16 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
-/// The `[taps, pixels]` im2col matrix of one `[c_in, height, width]` image: row
-/// `(c, ky, kx)` holds the image shifted by `(ky − p, kx − p)`, zero outside.
-fn im2col(image: &[f32], d: ConvDims) -> Vec<f32> {
+/// Fills `col` with the `[taps, pixels]` im2col matrix of one `[c_in, height, width]`
+/// image: row `(c, ky, kx)` holds the image shifted by `(ky − p, kx − p)`, zero outside.
+/// Which entries are padding depends only on the geometry, so a `col` already filled for
+/// an image of the same dimensions is overwritten in place, its zeros left as they are.
+fn im2col(image: &[f32], d: ConvDims, col: &mut Vec<f32>) {
     let (h, w, k) = (d.height, d.width, d.kernel);
     let pad = k / 2;
-    let mut col = vec![0f32; d.taps() * d.pixels()];
+    if col.len() != d.taps() * d.pixels() {
+        *col = vec![0f32; d.taps() * d.pixels()];
+    }
     col.par_chunks_mut(d.pixels())
         .enumerate()
         .for_each(|(row, out)| {
@@ -69,56 +74,15 @@ fn im2col(image: &[f32], d: ConvDims) -> Vec<f32> {
                 out[y * w + x0..y * w + x1].copy_from_slice(&plane[src..src + (x1 - x0)]);
             }
         });
-    col
-}
-
-/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each given by its row and column strides.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    assert!(dst.len() >= m * n);
-    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: the asserts above keep every index the GEMM touches inside the slices, and
-    // `dst` does not alias the inputs (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
-    }
 }
 
 /// `Y[b] = W · col(X[b])` for `[B, c_in, h, w]` input and `[c_out, c_in, k, k]` weights.
 fn forward(x: &[f32], weights: &[f32], d: ConvDims) -> Vec<f32> {
     let (per_in, per_out) = (d.c_in * d.pixels(), d.c_out * d.pixels());
     let mut y = vec![0f32; d.batch * per_out];
+    let mut col = Vec::new();
     for (b, out) in y.chunks_mut(per_out).enumerate() {
-        let col = im2col(&x[b * per_in..(b + 1) * per_in], d);
+        im2col(&x[b * per_in..(b + 1) * per_in], d, &mut col);
         gemm(
             (d.c_out, d.pixels(), d.taps()),
             out,
@@ -127,6 +91,7 @@ fn forward(x: &[f32], weights: &[f32], d: ConvDims) -> Vec<f32> {
             (d.taps(), 1),
             &col,
             (d.pixels(), 1),
+            Threads::All,
         );
     }
     y
@@ -136,8 +101,9 @@ fn forward(x: &[f32], weights: &[f32], d: ConvDims) -> Vec<f32> {
 fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
     let (per_in, per_out) = (d.c_in * d.pixels(), d.c_out * d.pixels());
     let mut dw = vec![0f32; d.c_out * d.taps()];
+    let mut col = Vec::new();
     for b in 0..d.batch {
-        let col = im2col(&x[b * per_in..(b + 1) * per_in], d);
+        im2col(&x[b * per_in..(b + 1) * per_in], d, &mut col);
         gemm(
             (d.c_out, d.taps(), d.pixels()),
             &mut dw,
@@ -146,6 +112,7 @@ fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
             (d.pixels(), 1),
             &col,
             (1, d.pixels()),
+            Threads::All,
         );
     }
     dw

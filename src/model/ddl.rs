@@ -8,6 +8,7 @@
 use candle_core::{Tensor, D};
 use rayon::prelude::*;
 
+use super::gemm::{gemm, Threads};
 use crate::error::Result;
 
 /// Geometry of one layer applied to a batch.
@@ -37,25 +38,33 @@ impl LayerShape {
     }
 }
 
-/// The K candidates of one layer for a batch, kept as the head's raw output so that the
-/// distances to a target can be computed in one pass without materialising K images.
+/// The K candidates of one layer for a batch, kept as the layer's features and head so
+/// that the distances to a target can be computed without materialising K images.
 pub struct Candidates {
-    /// `[B, K·3·s2d², hf, wf]`: node `k`'s residual occupies channels `k·3·s2d²..`, in
-    /// pixel-shuffle order.
-    residuals: Tensor,
+    /// `[B, C, hf, wf]`.
+    feat: Tensor,
+    /// `[K·3·s2d², C, 1, 1]`: node `k`'s residual is channels `k·3·s2d²..` of the head
+    /// applied to the features, in pixel-shuffle order.
+    head: Tensor,
     /// The previous chosen image `[B,3,h,w]`, which every candidate adds its residual to.
     prev: Tensor,
     pub shape: LayerShape,
 }
 
 impl Candidates {
-    /// Evaluates every node of `head` on `feat` (no gradient is kept).
+    /// Every node of `head` on `feat` (no gradient is kept).
     pub fn new(feat: &Tensor, head: &Tensor, prev: &Tensor, shape: LayerShape) -> Result<Self> {
         Ok(Candidates {
-            residuals: feat.detach().conv2d(&head.detach(), 0, 1, 1, 1)?,
+            feat: feat.detach(),
+            head: head.detach(),
             prev: prev.detach(),
             shape,
         })
+    }
+
+    /// `[B, K·3·s2d², hf, wf]`.
+    fn residuals(&self) -> Result<Tensor> {
+        Ok(self.feat.conv2d(&self.head, 0, 1, 1, 1)?)
     }
 
     /// The image every candidate adds its residual to (what *keep* leaves), `[B,3,h,w]`.
@@ -66,10 +75,9 @@ impl Candidates {
     /// All K candidate images, `[B,K,3,h,w]`.
     pub fn images(&self) -> Result<Tensor> {
         let s = self.shape;
-        let (_, _, hf, wf) = self.residuals.dims4()?;
-        let per_node = self
-            .residuals
-            .reshape((s.batch * s.k, 3 * s.s2d * s.s2d, hf, wf))?;
+        let residuals = self.residuals()?;
+        let (_, _, hf, wf) = residuals.dims4()?;
+        let per_node = residuals.reshape((s.batch * s.k, 3 * s.s2d * s.s2d, hf, wf))?;
         let images =
             pixel_shuffle(&per_node, s.s2d)?.reshape((s.batch, s.k, 3, s.height, s.width))?;
         Ok(images.broadcast_add(&self.prev.unsqueeze(1)?)?)
@@ -103,44 +111,126 @@ impl Candidates {
     /// Sum of squared errors against `target` (`[B,3,h,w]`) of every candidate over every
     /// cell, `[B, K, cells]` flattened.
     pub fn cell_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
-        let s = self.shape;
-        let residuals = self.residuals.flatten_all()?.to_vec1::<f32>()?;
         let error = (target.detach() - &self.prev)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        if self.feat.device().is_cpu() {
+            self.cell_distances_by_bands(&error)
+        } else {
+            self.cell_distances_whole(&error)
+        }
+    }
+
+    /// All residuals at once (on an accelerator, which has the memory and bandwidth).
+    fn cell_distances_whole(&self, error: &[f32]) -> Result<Vec<f32>> {
+        let s = self.shape;
+        let residuals = self.residuals()?.flatten_all()?.to_vec1::<f32>()?;
+        let plane = 3 * s.height * s.width;
         let cells = s.cells();
         let mut out = vec![0f32; s.batch * s.k * cells];
         out.par_chunks_mut(cells).enumerate().for_each(|(bk, acc)| {
             let b = bk / s.k;
-            let plane = 3 * s.height * s.width;
             let res = &residuals[bk * plane..(bk + 1) * plane];
-            accumulate_cell_errors(acc, res, &error[b * plane..(b + 1) * plane], s);
+            let band = Band {
+                feature_row: 0,
+                feature_rows: s.height / s.s2d,
+            };
+            accumulate_cell_errors(acc, res, &error[b * plane..(b + 1) * plane], s, band);
         });
+        Ok(out)
+    }
+
+    /// Band by band of cell rows, each band's residuals made by one small GEMM that stays
+    /// in cache: the whole `[B,K,3,h,w]` residual tensor would be hundreds of MB per layer.
+    fn cell_distances_by_bands(&self, error: &[f32]) -> Result<Vec<f32>> {
+        let s = self.shape;
+        let feat = self.feat.flatten_all()?.to_vec1::<f32>()?;
+        let head = self.head.flatten_all()?.to_vec1::<f32>()?;
+        let (channels, rows) = (self.feat.dim(1)?, head.len() / self.feat.dim(1)?);
+        let (hf, wf) = (s.height / s.s2d, s.width / s.s2d);
+        // A band is whole cell rows and whole feature rows.
+        let band_grid_rows = s.cell.max(s.s2d);
+        let (band_rows, band_cells) = (
+            band_grid_rows / s.s2d,
+            band_grid_rows / s.cell * s.cells_x(),
+        );
+        let bands = s.height / band_grid_rows;
+        let plane = 3 * s.height * s.width;
+        let per_band: Vec<Vec<f32>> = (0..s.batch * bands)
+            .into_par_iter()
+            .map(|task| {
+                let (b, band) = (task / bands, task % bands);
+                let positions = band_rows * wf;
+                let first = b * channels * hf * wf + band * positions;
+                let mut res = vec![0f32; rows * positions];
+                gemm(
+                    (rows, positions, channels),
+                    &mut res,
+                    false,
+                    &head,
+                    (channels, 1),
+                    &feat[first..],
+                    (hf * wf, 1),
+                    Threads::One,
+                );
+                let mut acc = vec![0f32; s.k * band_cells];
+                let band = Band {
+                    feature_row: band * band_rows,
+                    feature_rows: band_rows,
+                };
+                let err = &error[b * plane..(b + 1) * plane];
+                for (node, acc) in acc.chunks_mut(band_cells).enumerate() {
+                    let res = &res[node * 3 * s.s2d * s.s2d * positions..];
+                    accumulate_cell_errors(acc, res, err, s, band);
+                }
+                acc
+            })
+            .collect();
+        let cells = s.cells();
+        let mut out = vec![0f32; s.batch * s.k * cells];
+        for (task, acc) in per_band.iter().enumerate() {
+            let (b, band) = (task / bands, task % bands);
+            for (node, src) in acc.chunks(band_cells).enumerate() {
+                let at = (b * s.k + node) * cells + band * band_cells;
+                out[at..at + band_cells].copy_from_slice(src);
+            }
+        }
         Ok(out)
     }
 }
 
-/// Adds `Σ (res - err)²` of one candidate into its cells; `res` is in the head's
-/// space-to-depth order, `err` a plain `[3,h,w]` image.
-fn accumulate_cell_errors(acc: &mut [f32], res: &[f32], err: &[f32], s: LayerShape) {
+/// Feature rows `feature_row..feature_row + feature_rows` of a layer.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    feature_row: usize,
+    feature_rows: usize,
+}
+
+/// Adds `Σ (res - err)²` of one candidate over one band into that band's cells (`acc`
+/// starts at the band's first cell); `res` is the band's residual in the head's
+/// space-to-depth order, `err` the whole plain `[3,h,w]` error image.
+fn accumulate_cell_errors(acc: &mut [f32], res: &[f32], err: &[f32], s: LayerShape, band: Band) {
     let r = s.s2d;
     let (h, w) = (s.height, s.width);
-    let (hf, wf) = (h / r, w / r);
+    let wf = w / r;
     let cx = s.cells_x();
+    // Cells and s2d are powers of two: shifts, not divisions, in the inner loop.
+    let cell_shift = s.cell.trailing_zeros();
+    let first_cell_row = band.feature_row * r / s.cell;
     let mut i = 0;
     for c in 0..3 {
         for dy in 0..r {
             for dx in 0..r {
-                for fy in 0..hf {
+                for fy in band.feature_row..band.feature_row + band.feature_rows {
                     let y = fy * r + dy;
-                    let row = &err[(c * h + y) * w..];
-                    let cell_row = (y / s.cell) * cx;
-                    for fx in 0..wf {
+                    let row = &err[(c * h + y) * w..(c * h + y + 1) * w];
+                    let acc = &mut acc[((y >> cell_shift) - first_cell_row) * cx..][..cx];
+                    for (fx, res) in res[i..i + wf].iter().enumerate() {
                         let x = fx * r + dx;
-                        let d = res[i] - row[x];
-                        acc[cell_row + x / s.cell] += d * d;
-                        i += 1;
+                        let d = res - row[x];
+                        acc[x >> cell_shift] += d * d;
                     }
+                    i += wf;
                 }
             }
         }
@@ -279,4 +369,73 @@ pub fn random_indices(rng: &mut crate::rng::Rng, shape: LayerShape) -> Vec<u32> 
     (0..shape.batch * shape.cells())
         .map(|_| rng.below(shape.k as u64) as u32)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = crate::rng::Rng::new(seed);
+        let data: Vec<f32> = (0..shape.iter().product())
+            .map(|_| rng.uniform() as f32 - 0.5)
+            .collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn banded_distances_equal_the_whole_residual_ones() {
+        // (cell, s2d): cells larger than, equal to and smaller than a feature pixel.
+        for (cell, s2d) in [(8, 2), (2, 2), (1, 2), (4, 1), (1, 1)] {
+            let (batch, k, channels, height, width) = (2, 5, 6, 16, 8);
+            let shape = LayerShape {
+                batch,
+                k,
+                height,
+                width,
+                cell,
+                s2d,
+            };
+            let (hf, wf) = (height / s2d, width / s2d);
+            let cands = Candidates::new(
+                &random(&[batch, channels, hf, wf], 1),
+                &random(&[k * 3 * s2d * s2d, channels, 1, 1], 2),
+                &random(&[batch, 3, height, width], 3),
+                shape,
+            )
+            .unwrap();
+            let target = random(&[batch, 3, height, width], 4);
+            let error = (&target - cands.previous())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let banded = cands.cell_distances_by_bands(&error).unwrap();
+            let whole = cands.cell_distances_whole(&error).unwrap();
+            assert_eq!(banded.len(), batch * k * shape.cells());
+            let images = cands.images().unwrap().flatten_all().unwrap();
+            let images = images.to_vec1::<f32>().unwrap();
+            let target = target.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut naive = vec![0f32; banded.len()];
+            let plane = 3 * height * width;
+            for (i, v) in images.iter().enumerate() {
+                let (bk, p) = (i / plane, i % plane);
+                let (y, x) = (p / width % height, p % width);
+                let d = v - target[bk / k * plane + p];
+                naive[bk * shape.cells() + y / cell * shape.cells_x() + x / cell] += d * d;
+            }
+            for ((a, b), c) in banded.iter().zip(&whole).zip(&naive) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.max(1.0),
+                    "{a} vs {b} ({cell}, {s2d})"
+                );
+                assert!(
+                    (a - c).abs() <= 1e-4 * c.max(1.0),
+                    "{a} vs {c} ({cell}, {s2d})"
+                );
+            }
+        }
+    }
 }

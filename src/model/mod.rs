@@ -8,6 +8,7 @@ pub mod color;
 pub mod config;
 pub mod conv;
 pub mod ddl;
+mod gemm;
 pub mod network;
 
 use std::collections::HashMap;

@@ -1,0 +1,56 @@
+//! A safe wrapper around the `gemm` crate's matrix product, for the kernels that candle
+//! runs too slowly on the CPU.
+
+/// Threads one product may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// The rayon pool (for one large product).
+    All,
+    /// The calling thread (for many small products already run in parallel).
+    One,
+}
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+    threads: Threads,
+) {
+    assert!(dst.len() >= m * n);
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every index the GEMM touches inside the slices, and
+    // `dst` does not alias the inputs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            match threads {
+                Threads::All => gemm::Parallelism::Rayon(0),
+                Threads::One => gemm::Parallelism::None,
+            },
+        );
+    }
+}
