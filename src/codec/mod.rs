@@ -25,6 +25,11 @@ const ENCODE_BATCH_FLOATS: usize = 24 << 20;
 /// Tiles per decoder batch.
 const DECODE_BATCH: usize = 8;
 
+/// Where λ lands at 1 bpp (then ∝ bpp⁻²) for natural images; Kodak images land within
+/// about 3× of it either way.
+const LAMBDA_AT_1BPP: f64 = 70.0;
+/// Below this λ (squared 8-bit error per bit) the search tries λ = 0, the best file.
+const MIN_USEFUL_LAMBDA: f64 = 1.0;
 /// Rate control probes at most this many λ values.
 const MAX_RATE_PROBES: usize = 12;
 /// A probe within this fraction under the budget is close enough.
@@ -210,21 +215,17 @@ impl RateProbe for Probe {
 
 /// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
 /// roughly as a power of it, so each probe interpolates log size against log λ between
-/// the tightest probes on either side of the budget. A probe that lands near the budget
-/// is finished by choosing only its last layer again, which costs no network pass.
+/// the tightest probes on either side of the budget, or extrapolates along the slope of
+/// the last two. A probe that lands near the budget is finished by choosing only its
+/// last layer again, which costs no network pass.
 fn fit_budget<P: RateProbe>(
     budget: usize,
     bpp: f64,
     mut encode: impl FnMut(f64) -> Result<P>,
 ) -> Result<Vec<u8>> {
-    // The largest λ whose file was too big, and its size.
-    let mut over: Option<(f64, usize)> = None;
-    // The smallest λ whose file fitted, and the file.
-    let mut under: Option<(f64, Vec<u8>)> = None;
-    // About where λ lands for natural images (squared error per bit, 8-bit scale).
-    let mut lambda = 27.0 / (bpp * bpp);
-    let mut sides = Vec::new();
-    for probes in 1..=MAX_RATE_PROBES {
+    let mut search = RateSearch::new(budget);
+    let mut lambda = LAMBDA_AT_1BPP / (bpp * bpp);
+    for _ in 0..MAX_RATE_PROBES {
         let probe = encode(lambda)?;
         let bytes = probe.file()?;
         let size = bytes.len();
@@ -234,24 +235,102 @@ fn fit_budget<P: RateProbe>(
         if let Some(bytes) = fit_last_layer(&probe, size, budget)? {
             return Ok(bytes);
         }
-        sides.push(size <= budget);
-        if size <= budget {
-            if under.as_ref().is_none_or(|(l, _)| lambda < *l) {
-                under = Some((lambda, bytes));
-            }
-        } else if over.is_none_or(|(l, _)| lambda > l) {
-            over = Some((lambda, size));
-        }
-        // Interpolation can creep from one side on a convex curve; after two probes on
-        // the same side, bisect.
-        let stuck = sides.len() >= 2 && sides[sides.len() - 1] == sides[sides.len() - 2];
-        lambda = next_lambda(lambda, size, budget, over, under.as_ref(), probes, stuck);
+        search.record(lambda, bytes);
+        lambda = search.next_lambda();
     }
-    under.map(|(_, bytes)| bytes).ok_or_else(|| {
+    search.under.map(|(_, bytes)| bytes).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "--bpp {bpp} is below the smallest file for this image"
         ))
     })
+}
+
+/// What the λ search has learnt from its probes.
+struct RateSearch {
+    budget: usize,
+    /// The largest λ whose file was too big, and its size.
+    over: Option<(f64, usize)>,
+    /// The smallest λ whose file fitted, and the file.
+    under: Option<(f64, Vec<u8>)>,
+    /// Every probe so far: λ, size.
+    probes: Vec<(f64, usize)>,
+}
+
+impl RateSearch {
+    fn new(budget: usize) -> Self {
+        RateSearch {
+            budget,
+            over: None,
+            under: None,
+            probes: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, lambda: f64, bytes: Vec<u8>) {
+        let size = bytes.len();
+        self.probes.push((lambda, size));
+        if size <= self.budget {
+            if self.under.as_ref().is_none_or(|(l, _)| lambda < *l) {
+                self.under = Some((lambda, bytes));
+            }
+        } else if self.over.is_none_or(|(l, _)| lambda > l) {
+            self.over = Some((lambda, size));
+        }
+    }
+
+    /// The next λ to try after the last recorded probe.
+    fn next_lambda(&self) -> f64 {
+        let budget = self.budget as f64;
+        let n = self.probes.len();
+        let (lambda, size) = self.probes[n - 1];
+        let fits = |s: usize| s as f64 <= budget;
+        match (self.over, &self.under) {
+            (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
+                // λ = 0 (the best file) being too big says only that λ is positive.
+                let lo = if lo > 0.0 { lo } else { hi / 64.0 };
+                let (a, b) = ((lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
+                // Interpolation can creep from one side on a convex curve; after two
+                // probes on the same side, bisect.
+                let stuck = n >= 2 && fits(self.probes[n - 2].1) == fits(size);
+                let t = if stuck {
+                    0.5
+                } else {
+                    ((a - budget.ln()) / (a - b)).clamp(0.25, 0.75)
+                };
+                (lo.ln() + t * (hi.ln() - lo.ln())).exp()
+            }
+            // One side only: extrapolate along the slope of the last two probes, or the
+            // typical one (size ∝ λ^-0.6) after the first, by at least a set step.
+            _ => {
+                let measured = (n >= 2)
+                    .then(|| self.probes[n - 2])
+                    .filter(|&(l, s)| l > 0.0 && l != lambda && s != size)
+                    .map(|(l, s)| ((s as f64).ln() - (size as f64).ln()) / (lambda / l).ln());
+                let (slope, least) = match measured {
+                    Some(slope) => (slope.clamp(0.15, 2.0), 1.25),
+                    None => (0.6, 2.0),
+                };
+                let step = (size as f64 / budget).powf(1.0 / slope);
+                let next = lambda
+                    * if fits(size) {
+                        step.clamp(1.0 / 16.0, 1.0 / least)
+                    } else {
+                        step.clamp(least, 16.0)
+                    };
+                // Far below any useful trade-off: the budget is likely above the best
+                // file, so try the best itself.
+                if fits(size) && next < MIN_USEFUL_LAMBDA {
+                    0.0
+                } else {
+                    next
+                }
+            }
+        }
+    }
+}
+
+fn close_to(size: usize, budget: usize, tolerance: f64) -> bool {
+    size <= budget && size as f64 >= (1.0 - tolerance) * budget as f64
 }
 
 /// Brings a probe of `size` bytes under the budget, and within [`TAIL_TOLERANCE`] of it, by
@@ -295,48 +374,6 @@ fn fit_last_layer(probe: &impl RateProbe, size: usize, budget: usize) -> Result<
         }
     }
     Ok(close_to(best.len(), budget, RATE_TOLERANCE).then_some(best))
-}
-
-fn close_to(size: usize, budget: usize, tolerance: f64) -> bool {
-    size <= budget && size as f64 >= (1.0 - tolerance) * budget as f64
-}
-
-/// The next λ to try after a probe at `lambda` gave `size` bytes.
-fn next_lambda(
-    lambda: f64,
-    size: usize,
-    budget: usize,
-    over: Option<(f64, usize)>,
-    under: Option<&(f64, Vec<u8>)>,
-    probes: usize,
-    bisect: bool,
-) -> f64 {
-    match (over, under) {
-        (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
-            // λ = 0 (the best file) being too big says only that λ is positive.
-            let lo = if lo > 0.0 { lo } else { hi / 64.0 };
-            let (a, b) = ((lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
-            let t = if bisect {
-                0.5
-            } else {
-                ((a - (budget as f64).ln()) / (a - b)).clamp(0.25, 0.75)
-            };
-            (lo.ln() + t * (hi.ln() - lo.ln())).exp()
-        }
-        // Twice under with nothing over: the budget is likely above the best file, so try
-        // the best itself.
-        (None, Some(_)) if probes > 1 => 0.0,
-        // One side only: step along the typical slope, size ∝ λ^-0.45, by at least 2×.
-        _ => {
-            let step = (size as f64 / budget as f64).powf(1.0 / 0.45);
-            lambda
-                * if size > budget {
-                    step.clamp(2.0, 16.0)
-                } else {
-                    step.clamp(1.0 / 16.0, 0.5)
-                }
-        }
-    }
 }
 
 /// One walk of the encoder at one λ: every layer's symbols, and what it takes to choose
@@ -602,14 +639,14 @@ mod tests {
 
     #[test]
     fn the_last_layer_finishes_a_near_probe_without_another_walk() {
-        // The first probe (λ = 27 / 0.25²) gives 10,500 bytes for a budget of 10,000; the
-        // last layer moves 400 bytes per halving of its λ.
+        // The first probe (λ = LAMBDA_AT_1BPP / 0.25²) gives 10,500 bytes for a budget of
+        // 10,000; the last layer moves 400 bytes per halving of its λ.
         let mut walks = 0;
         let got = fit_budget(10_000, 0.25, |lambda| {
             walks += 1;
             Ok(FakeProbe {
                 lambda,
-                size: (10_500.0 * (lambda / 432.0).powf(-0.5)) as usize,
+                size: (10_500.0 * (lambda / (LAMBDA_AT_1BPP / 0.0625)).powf(-0.5)) as usize,
                 last_layer_bytes: Some(400.0),
             })
         })
@@ -626,7 +663,7 @@ mod tests {
             walks += 1;
             Ok(FakeProbe {
                 lambda,
-                size: (20_000.0 * (lambda / 432.0).powf(-0.5)) as usize,
+                size: (20_000.0 * (lambda / (LAMBDA_AT_1BPP / 0.0625)).powf(-0.5)) as usize,
                 last_layer_bytes: Some(100.0),
             })
         })
@@ -645,6 +682,27 @@ mod tests {
                 got <= budget && got as f64 >= 0.97 * budget as f64,
                 "{got} for {budget}"
             );
+        }
+    }
+
+    #[test]
+    fn extrapolates_along_the_measured_slope() {
+        // Sizes follow λ^-0.3, flatter than the typical λ^-0.6, and every probe lands on one
+        // side until the slope is measured.
+        for budget in [5_000, 9_000, 30_000] {
+            let mut walks = 0;
+            let got = fit_budget(budget, 0.25, |lambda| {
+                walks += 1;
+                Ok(FakeProbe {
+                    lambda,
+                    size: (12_000.0 * (lambda / 1000.0).powf(-0.3)) as usize,
+                    last_layer_bytes: None,
+                })
+            })
+            .unwrap()
+            .len();
+            assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
+            assert!(walks <= 4, "{walks} walks for {budget}");
         }
     }
 
