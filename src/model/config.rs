@@ -55,17 +55,26 @@ impl ModelConfig {
         }
     }
 
-    /// The default ladder (codec-design.md §8, ladder "A", grown to five full-resolution
+    /// The default ladder (codec-design.md §8, ladder "A", grown to eight full-resolution
     /// layers): cheap coarse levels with many layers, full-resolution layers for detail,
-    /// which rate-distortion choices leave mostly kept at low rates.
+    /// which rate-distortion choices leave mostly kept at low rates. The last three have
+    /// 4×4-pixel cells instead of 8×8, for the detail that high rates pay for.
     pub fn default_codec() -> Self {
-        Self::ladder(&[
+        let mut config = Self::ladder(&[
             (4, 0, 64, 2, 64, 1),
             (3, 0, 64, 3, 64, 1),
             (2, 0, 64, 3, 64, 2),
             (1, 1, 64, 3, 64, 2),
             (0, 1, 48, 5, 64, 3),
-        ])
+        ]);
+        let finest = config.levels.last_mut().expect("the ladder has levels");
+        finest.layers.extend(
+            [LayerConfig {
+                k: 64,
+                cell_log2: 2,
+            }; 3],
+        );
+        config
     }
 
     /// A very small ladder for tests.
