@@ -268,9 +268,30 @@ fn conditions(guide: &Guide, t: &Tile, scale: u32, network: &Network) -> Result<
     }])
 }
 
-fn walk_tile(network: &Network, t: &Tile, chooser: &mut dyn Chooser) -> Result<Tensor> {
+/// The layers a guided walk for `task` takes: all of them, except that super-resolution
+/// stops at the first layer whose cells fit inside one input pixel. There the input pins
+/// only each cell's mean, which back-projection sets anyway, and the choice would be
+/// guessed detail: with model v3's 4-pixel cells at ×4, the walk fell from ahead of
+/// bicubic (+0.07 to +0.10 dB on kodim01–04) to level with it (−0.06 to +0.05).
+fn guided_layers(network: &Network, task: &Task) -> usize {
+    let schedule = network.config().schedule();
+    match task {
+        Task::SuperResolution { scale } => schedule
+            .iter()
+            .position(|layer| layer.cell_pixels() <= *scale)
+            .unwrap_or(schedule.len())
+            .max(1),
+        _ => schedule.len(),
+    }
+}
+
+fn walk_tile(
+    network: &Network,
+    t: &Tile,
+    layers: usize,
+    chooser: &mut dyn Chooser,
+) -> Result<Tensor> {
     let (h, w) = (t.padded_height as usize, t.padded_width as usize);
-    let layers = network.config().layer_count();
     let walk = network.walk(1, h, w, layers, Walk::Choose(chooser))?;
     let last = walk.images.last().expect("a layer");
     Ok(if last.dims()[2..] == [h, w] {
@@ -306,7 +327,7 @@ pub fn restore(
             rng: Rng::derive(opts.seed, &[0x6A1D, i as u64]),
             smoothness: smoothness(task),
         };
-        let image = walk_tile(network, t, &mut chooser)?;
+        let image = walk_tile(network, t, guided_layers(network, task), &mut chooser)?;
         paste_batch(&mut out, &[*t], &image)?;
     }
     project(&mut out, input, task);
@@ -353,7 +374,8 @@ pub fn sample(
             let mut chooser = RandomChooser {
                 rng: Rng::derive(seed, &[0x5A3F, i as u64]),
             };
-            let image = walk_tile(&model.network, &t, &mut chooser)?;
+            let layers = model.network.config().layer_count();
+            let image = walk_tile(&model.network, &t, layers, &mut chooser)?;
             let mut out = RgbImage::new(width, height);
             paste_batch(&mut out, &[t], &image)?;
             Ok(out)
