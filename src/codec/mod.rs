@@ -201,18 +201,6 @@ trait RateProbe {
     fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>>;
 }
 
-impl RateProbe for Probe {
-    fn lambda(&self) -> f64 {
-        self.lambda
-    }
-    fn file(&self) -> Result<Vec<u8>> {
-        Probe::file(self)
-    }
-    fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
-        Probe::file_with_last_at(self, lambda)
-    }
-}
-
 /// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
 /// roughly as a power of it, so each probe interpolates log size against log λ between
 /// the tightest probes on either side of the budget, or extrapolates along the slope of
@@ -389,7 +377,11 @@ struct Probe {
     trim: bool,
 }
 
-impl Probe {
+impl RateProbe for Probe {
+    fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
     /// The file as walked.
     fn file(&self) -> Result<Vec<u8>> {
         self.write(&self.per_tile)
@@ -408,7 +400,9 @@ impl Probe {
         }
         Some(self.write(&per_tile))
     }
+}
 
+impl Probe {
     fn write(&self, per_tile: &[Vec<Vec<u32>>]) -> Result<Vec<u8>> {
         let mut header = self.header.clone();
         let mut layers = (0..header.layers.len())
@@ -637,38 +631,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_last_layer_finishes_a_near_probe_without_another_walk() {
-        // The first probe (λ = LAMBDA_AT_1BPP / 0.25²) gives 10,500 bytes for a budget of
-        // 10,000; the last layer moves 400 bytes per halving of its λ.
+    /// The file `fit_budget` settles on, and how many walks it took, for sizes that fall
+    /// as `start_size · (λ / λ₀)^-exponent` from the first probe's λ₀.
+    fn fit_power_law(
+        budget: usize,
+        start_size: f64,
+        exponent: f64,
+        last_layer_bytes: Option<f64>,
+    ) -> (usize, usize) {
+        let first = LAMBDA_AT_1BPP / (0.25 * 0.25);
         let mut walks = 0;
-        let got = fit_budget(10_000, 0.25, |lambda| {
+        let got = fit_budget(budget, 0.25, |lambda| {
             walks += 1;
             Ok(FakeProbe {
                 lambda,
-                size: (10_500.0 * (lambda / (LAMBDA_AT_1BPP / 0.0625)).powf(-0.5)) as usize,
-                last_layer_bytes: Some(400.0),
+                size: (start_size * (lambda / first).powf(-exponent)) as usize,
+                last_layer_bytes,
             })
         })
         .unwrap()
         .len();
+        (got, walks)
+    }
+
+    #[test]
+    fn the_last_layer_finishes_a_near_probe_without_another_walk() {
+        // The first probe gives 10,500 bytes for a budget of 10,000; the last layer moves
+        // 400 bytes per halving of its λ.
+        let (got, walks) = fit_power_law(10_000, 10_500.0, 0.5, Some(400.0));
         assert_eq!(walks, 1);
         assert!((9_900..=10_000).contains(&got), "{got}");
     }
 
     #[test]
     fn a_last_layer_too_weak_to_reach_the_budget_leaves_it_to_the_walks() {
-        let mut walks = 0;
-        let got = fit_budget(10_000, 0.25, |lambda| {
-            walks += 1;
-            Ok(FakeProbe {
-                lambda,
-                size: (20_000.0 * (lambda / (LAMBDA_AT_1BPP / 0.0625)).powf(-0.5)) as usize,
-                last_layer_bytes: Some(100.0),
-            })
-        })
-        .unwrap()
-        .len();
+        let (got, walks) = fit_power_law(10_000, 20_000.0, 0.5, Some(100.0));
         assert!(walks > 1);
         assert!((9_700..=10_000).contains(&got), "{got}");
     }
@@ -687,20 +684,11 @@ mod tests {
 
     #[test]
     fn extrapolates_along_the_measured_slope() {
-        // Sizes follow λ^-0.3, flatter than the typical λ^-0.6, and every probe lands on one
-        // side until the slope is measured.
+        // Sizes follow λ^-0.3, flatter than the typical λ^-0.6 (12,000 bytes at λ = 1000),
+        // and every probe lands on one side until the slope is measured.
+        let start = 12_000.0 * (LAMBDA_AT_1BPP / (0.25 * 0.25) / 1000.0).powf(-0.3);
         for budget in [5_000, 9_000, 30_000] {
-            let mut walks = 0;
-            let got = fit_budget(budget, 0.25, |lambda| {
-                walks += 1;
-                Ok(FakeProbe {
-                    lambda,
-                    size: (12_000.0 * (lambda / 1000.0).powf(-0.3)) as usize,
-                    last_layer_bytes: None,
-                })
-            })
-            .unwrap()
-            .len();
+            let (got, walks) = fit_power_law(budget, start, 0.3, None);
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
             assert!(walks <= 4, "{walks} walks for {budget}");
         }

@@ -155,7 +155,7 @@ impl RdChooser<'_> {
 
 impl Chooser for RdChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
-        let target = &self.targets[layer];
+        let (dist, keep_dist) = candidates.cell_and_keep_distances(&self.targets[layer])?;
         let choice = LayerChoice {
             spec: self.state.schedule[layer],
             grid: self.grid(layer),
@@ -163,12 +163,12 @@ impl Chooser for RdChooser<'_> {
                 let prev = std::mem::take(&mut self.prev);
                 (self.grid(p), self.state.schedule[p].k, prev)
             }),
-            dist: candidates.cell_distances(target)?,
-            keep_dist: candidates.keep_distances(target)?,
+            dist,
+            keep_dist,
             batch: candidates.shape.batch,
         };
         let chosen = choice.choose(&mut self.state.models[layer], self.state.lambda);
-        if layer + 1 == self.state.schedule.len() && self.state.tail.is_some() {
+        if layer + 1 == self.state.schedule.len() {
             self.state.keep_for_tail(choice);
         }
         self.prev = chosen.clone();

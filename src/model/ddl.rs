@@ -90,35 +90,54 @@ impl Candidates {
         self.cell_distances(&self.prev)
     }
 
-    /// Sum of squared errors of the previous image against `target` over every cell,
-    /// `[B, cells]` flattened: the distance of *keep*.
-    pub fn keep_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
-        let s = self.shape;
-        let error = (target.detach() - &self.prev)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let plane = 3 * s.height * s.width;
-        let mut out = vec![0f32; s.batch * s.cells()];
-        for (b, acc) in out.chunks_mut(s.cells()).enumerate() {
-            for (i, e) in error[b * plane..(b + 1) * plane].iter().enumerate() {
-                let (y, x) = ((i / s.width) % s.height, i % s.width);
-                acc[(y / s.cell) * s.cells_x() + x / s.cell] += e * e;
-            }
-        }
-        Ok(out)
+    /// The distances of every candidate (`[B, K, cells]`) and of *keep* (`[B, cells]`, the
+    /// previous image's own squared error) to `target`, from one error image.
+    pub fn cell_and_keep_distances(&self, target: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
+        let error = self.error(target)?;
+        Ok((
+            self.distances_from_error(&error)?,
+            self.keep_from_error(&error),
+        ))
     }
 
     /// Sum of squared errors against `target` (`[B,3,h,w]`) of every candidate over every
     /// cell, `[B, K, cells]` flattened.
     pub fn cell_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
-        let error = (target.detach() - &self.prev)?
+        self.distances_from_error(&self.error(target)?)
+    }
+
+    /// `target − previous`, `[B,3,h,w]` flattened.
+    fn error(&self, target: &Tensor) -> Result<Vec<f32>> {
+        Ok((target.detach() - &self.prev)?
             .flatten_all()?
-            .to_vec1::<f32>()?;
+            .to_vec1::<f32>()?)
+    }
+
+    fn distances_from_error(&self, error: &[f32]) -> Result<Vec<f32>> {
         if self.feat.device().is_cpu() {
-            self.cell_distances_by_bands(&error)
+            self.cell_distances_by_bands(error)
         } else {
-            self.cell_distances_whole(&error)
+            self.cell_distances_whole(error)
         }
+    }
+
+    fn keep_from_error(&self, error: &[f32]) -> Vec<f32> {
+        let s = self.shape;
+        let (cx, shift) = (s.cells_x(), s.cell.trailing_zeros());
+        let mut out = vec![0f32; s.batch * s.cells()];
+        for (b, acc) in out.chunks_mut(s.cells()).enumerate() {
+            for (row, y) in error[b * 3 * s.height * s.width..]
+                .chunks(s.width)
+                .zip((0..s.height).cycle())
+                .take(3 * s.height)
+            {
+                let acc = &mut acc[(y >> shift) * cx..][..cx];
+                for (x, e) in row.iter().enumerate() {
+                    acc[x >> shift] += e * e;
+                }
+            }
+        }
+        out
     }
 
     /// All residuals at once (on an accelerator, which has the memory and bandwidth).
@@ -127,15 +146,15 @@ impl Candidates {
         let residuals = self.residuals()?.flatten_all()?.to_vec1::<f32>()?;
         let plane = 3 * s.height * s.width;
         let cells = s.cells();
+        let whole = Band {
+            feature_row: 0,
+            feature_rows: s.height / s.s2d,
+        };
         let mut out = vec![0f32; s.batch * s.k * cells];
         out.par_chunks_mut(cells).enumerate().for_each(|(bk, acc)| {
             let b = bk / s.k;
             let res = &residuals[bk * plane..(bk + 1) * plane];
-            let band = Band {
-                feature_row: 0,
-                feature_rows: s.height / s.s2d,
-            };
-            accumulate_cell_errors(acc, res, &error[b * plane..(b + 1) * plane], s, band);
+            accumulate_cell_errors(acc, res, &error[b * plane..(b + 1) * plane], s, whole);
         });
         Ok(out)
     }
