@@ -52,6 +52,8 @@ pub enum Error {
     },
     #[error("file was made with model {file}, but the model in use is {model}; pass the right one with --model")]
     ModelMismatch { file: ModelId, model: ModelId },
+    #[error("file was made with model {0}, which is not built into this version of ddn; give that model's file")]
+    UnknownModel(ModelId),
     #[error("layer schedule in the file does not match model {model} at layer {layer}")]
     ScheduleMismatch { model: ModelId, layer: usize },
     #[error("image size {width}x{height} is out of range (each side 1..=65535, at most 256 MP)")]

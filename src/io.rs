@@ -43,16 +43,34 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes `bytes` to `path` (stdout for `-`) atomically: the data goes to a temporary file in
-/// the same folder that is renamed over the target only when complete. An existing target
-/// is replaced only with `force`.
+/// Writes `bytes` to `path` (stdout for `-`) atomically: see [`write_output_with`].
 pub fn write_output(path: &Path, force: bool, bytes: &[u8]) -> Result<()> {
+    write_output_with(path, force, |w| {
+        w.write_all(bytes).map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Streams what `write` produces to `path` (stdout for `-`) atomically: the data goes to
+/// a temporary file in the same folder that is renamed over the target only when
+/// complete, so a failure leaves no partial output. An existing target is replaced only
+/// with `force`; a device or FIFO is written into, never replaced.
+pub fn write_output_with(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     if is_stdio(path) {
         let mut out = std::io::stdout().lock();
-        return out
-            .write_all(bytes)
-            .and_then(|_| out.flush())
-            .map_err(|e| Error::io("<stdout>", e));
+        write(&mut out)?;
+        return out.flush().map_err(|e| Error::io("<stdout>", e));
+    }
+    if is_special_file(path) {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        write(&mut out)?;
+        return out.flush().map_err(|e| Error::io(path, e));
     }
     if !force && path.exists() {
         return Err(Error::OutputExists(path.to_path_buf()));
@@ -70,9 +88,12 @@ pub fn write_output(path: &Path, force: bool, bytes: &[u8]) -> Result<()> {
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
     let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
+    {
+        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut buffered)?;
+        buffered.flush().map_err(|e| Error::io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     let persisted = if force {
         tmp.persist(path).map(|_| ())
     } else {
@@ -85,6 +106,52 @@ pub fn write_output(path: &Path, force: bool, bytes: &[u8]) -> Result<()> {
             Error::io(path, e.error)
         }
     })
+}
+
+/// Whether `path` exists and is neither a regular file nor a folder (a device, a FIFO, a
+/// socket), following symbolic links: such an output is written into, as shell
+/// redirection does, never replaced by a file of the same name.
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Refuses, before any work, an output that is one of the command's `inputs` (even with
+/// `force`: the input would be lost), or that exists and `force` is not given, or whose
+/// folder does not exist. Devices and FIFOs are written into and need no `force`.
+pub fn check_output(inputs: &[&Path], output: &Path, force: bool) -> Result<()> {
+    if is_stdio(output) {
+        return Ok(());
+    }
+    if let Some(input) = inputs
+        .iter()
+        .find(|input| !is_stdio(input) && same_file(input, output))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "output {} is the input {}",
+            output.display(),
+            input.display()
+        )));
+    }
+    if is_special_file(output) {
+        return Ok(());
+    }
+    if output.exists() && !force {
+        return Err(Error::OutputExists(output.to_path_buf()));
+    }
+    match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(Error::io(
+            output,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "its folder does not exist"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// `<input without extension>.<extension>`, next to the input.
@@ -105,6 +172,11 @@ pub struct SourceImage {
 /// Decodes an image file of any format `image` reads, with size limits checked before the
 /// pixels are allocated.
 pub fn decode_image(bytes: &[u8]) -> Result<SourceImage> {
+    decode_image_within(bytes, MAX_PIXELS)
+}
+
+/// [`decode_image`], refusing images of more than `max_pixels` pixels before decoding.
+pub fn decode_image_within(bytes: &[u8], max_pixels: u64) -> Result<SourceImage> {
     if bytes.is_empty() {
         return Err(Error::EmptyInput);
     }
@@ -123,6 +195,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<SourceImage> {
         .into_dimensions()
         .map_err(|e| Error::ImageDecode(e.to_string()))?;
     crate::bitstream::validate_image_size(width as u64, height as u64)?;
+    check_pixels(width, height, max_pixels)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::ImageDecode(e.to_string()))?;
@@ -131,6 +204,17 @@ pub fn decode_image(bytes: &[u8]) -> Result<SourceImage> {
         .decode()
         .map_err(|e| Error::ImageDecode(e.to_string()))?;
     Ok(source_from(image))
+}
+
+/// Refuses an image of more than `max_pixels` pixels, before any pixel is allocated.
+pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(Error::InvalidArgument(format!(
+            "the image is {width}x{height} ({pixels} pixels), over the limit of {max_pixels}"
+        )));
+    }
+    Ok(())
 }
 
 fn limits_for(width: u32, height: u32) -> Limits {
@@ -152,17 +236,61 @@ fn source_from(image: DynamicImage) -> SourceImage {
     }
 }
 
-/// Encodes `image` in the format named by `path`'s extension (PNG for stdout or an unknown
-/// extension) and writes it with [`write_output`].
-pub fn save_image(path: &Path, force: bool, image: &DynamicImage) -> Result<()> {
-    let format = if is_stdio(path) {
+/// The image format an output path asks for: its extension's, PNG for stdout or an
+/// unknown extension.
+pub fn output_format(path: &Path) -> ImageFormat {
+    if is_stdio(path) {
         ImageFormat::Png
     } else {
         ImageFormat::from_path(path).unwrap_or(ImageFormat::Png)
-    };
+    }
+}
+
+/// Encodes `image` in the format named by `path`'s extension (see [`output_format`]) and
+/// writes it with [`write_output`].
+pub fn save_image(path: &Path, force: bool, image: &DynamicImage) -> Result<()> {
+    let format = output_format(path);
     let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), format)
-        .map_err(|e| Error::ImageEncode(e.to_string()))?;
+    let encoded = if format == ImageFormat::Tga {
+        // Run-length packets that cross scan lines are legal TGA, but common readers
+        // (Pillow) refuse them; uncompressed TGA is read everywhere.
+        image.write_with_encoder(image::codecs::tga::TgaEncoder::new(&mut bytes).disable_rle())
+    } else {
+        image.write_to(&mut Cursor::new(&mut bytes), format)
+    };
+    encoded.map_err(|e| Error::ImageEncode(e.to_string()))?;
     write_output(path, force, &bytes)
+}
+
+/// Writes an 8-bit grey or RGB PNG of `width × height` to `out`, whose rows `fill` hands
+/// over in order, a band at a time, through the function it is given: the image is never
+/// held whole in memory.
+pub fn write_png_rows(
+    out: &mut dyn Write,
+    width: u32,
+    height: u32,
+    grey: bool,
+    fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+) -> Result<()> {
+    let mut encoder = png::Encoder::new(out, width, height);
+    encoder.set_color(if grey {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Balanced);
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    let mut stream = writer.stream_writer().map_err(png_error)?;
+    fill(&mut |rows: &[u8]| {
+        stream
+            .write_all(rows)
+            .map_err(|e| Error::ImageEncode(e.to_string()))
+    })?;
+    stream.finish().map_err(png_error)?;
+    writer.finish().map_err(png_error)
+}
+
+fn png_error(e: png::EncodingError) -> Error {
+    Error::ImageEncode(e.to_string())
 }

@@ -13,6 +13,36 @@ struct Cli {
     command: ddn::commands::Command,
 }
 
+/// Help and version go to stdout as clap prints them; every other argument error is one
+/// `ddn: error:` line with exit status 2, like every other error of `ddn`.
+fn exit_on_argument_error(err: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    eprintln!("ddn: error: {}", argument_error_line(&err));
+    std::process::exit(2);
+}
+
+/// clap's message without its `error:` prefix, usage block and tips, on one line.
+fn argument_error_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let line = message.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    format!("{line} (see `ddn --help`)")
+}
+
 /// mimalloc's `purge_delay` option (index 15 in its option enum).
 const MI_OPTION_PURGE_DELAY: i32 = 15;
 
@@ -21,7 +51,7 @@ fn main() {
     // per op, and re-faulting those pages cost a fifth of training time.
     // SAFETY: sets a plain integer option; called before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| exit_on_argument_error(err));
     if let Err(err) = ddn::commands::run(cli.command) {
         eprintln!("ddn: error: {}", ddn::error::one_line(&err));
         std::process::exit(1);

@@ -3,60 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-    model: PathBuf,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("tiny.safetensors");
-        std::fs::write(&model, common::tiny_model_bytes(1)).unwrap();
-        let png = dir.path().join("img.png");
-        common::test_image(37, 29, 3).save(&png).unwrap();
-        Sandbox { dir, model }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn ddn(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ddn"));
-        cmd.current_dir(self.dir.path()).args(args);
-        if matches!(args[0], "compress" | "decompress") {
-            cmd.arg("--model").arg(&self.model);
-        }
-        cmd.output().unwrap()
-    }
-
-    /// Files in the sandbox other than the ones it started with.
-    fn extra_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "tiny.safetensors" && n != "img.png")
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-fn assert_clean_failure(out: &Output, expect: &str) {
-    assert!(!out.status.success(), "expected failure");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
-    assert!(stderr.starts_with("ddn: error: "), "{stderr}");
-    assert!(
-        stderr.contains(expect),
-        "{stderr:?} should mention {expect:?}"
-    );
-    assert!(!stderr.contains("panicked"));
-}
+use common::{assert_clean_failure, Sandbox};
 
 fn compress_sample(sb: &Sandbox) -> Vec<u8> {
     let out = sb.ddn(&["compress", "img.png", "--layers", "4"]);
@@ -192,7 +142,7 @@ fn bad_image_inputs_and_paths_fail_cleanly() {
     );
     assert_clean_failure(
         &sb.ddn(&["compress", "img.png", "-o", "z.ddn", "--bpp=-1"]),
-        "--bpp",
+        "-1 bpp",
     );
     let bad_model = sb.path("bad.safetensors");
     std::fs::write(&bad_model, b"nope").unwrap();

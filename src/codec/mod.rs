@@ -51,6 +51,10 @@ pub enum Rate {
     Layers(usize),
     /// Every layer, each cell minimising squared error (8-bit scale) + λ × bits.
     Lambda(f64),
+    /// As [`Rate::Bpp`], but an image whose smallest possible file is over the target
+    /// gets that smallest file instead of an error: a default rate that every image can
+    /// meet, as a quality setting does.
+    BppOrSmallest(f64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,7 +135,7 @@ pub fn fixed_length_layers(
         Rate::Layers(n) => Err(Error::InvalidArgument(format!(
             "--layers {n}: the model has layers 1..={total}"
         ))),
-        Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
+        Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = bpp * width as f64 * height as f64;
             let fits =
                 |n: usize| fixed_length_len(model, width, height, tile, n) as f64 * 8.0 <= budget;
@@ -140,13 +144,13 @@ pub fn fixed_length_layers(
                 let min = fixed_length_len(model, width, height, tile, 1) as f64 * 8.0
                     / (width as f64 * height as f64);
                 return Err(Error::InvalidArgument(format!(
-                    "--bpp {bpp} is below this image's smallest rate, {min:.4} bpp (one layer)"
+                    "{bpp} bpp is below this image's smallest rate, {min:.4} bpp (one layer)"
                 )));
             }
             Ok(n)
         }
-        Rate::Bpp(bpp) => Err(Error::InvalidArgument(format!(
-            "--bpp {bpp} must be positive"
+        Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
+            "a target of {bpp} bpp: it must be a finite number above zero"
         ))),
         Rate::Lambda(_) => Ok(total),
     }
@@ -168,7 +172,14 @@ fn encode_batch(network: &Network, h: usize, w: usize, layers: usize) -> usize {
 pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Result<Vec<u8>> {
     let (width, height) = source.rgb.dimensions();
     bitstream::validate_image_size(width as u64, height as u64)?;
-    let tile = tile_size(opts.tile, model.network.config().granule());
+    let granule = model.network.config().granule();
+    if opts.tile < granule {
+        return Err(Error::InvalidArgument(format!(
+            "a tile side of {} px is below the model's largest cell, {granule} px",
+            opts.tile
+        )));
+    }
+    let tile = tile_size(opts.tile, granule);
     let total = model.network.config().layer_count();
     match opts.rate {
         Rate::Layers(n) => {
@@ -179,18 +190,39 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
             encode_at(model, source, tile, total, lambda, true)
         }
         Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
-            "--lambda {lambda} must be zero or positive"
+            "λ = {lambda}: it must be a finite number, zero or more"
         ))),
-        Rate::Bpp(bpp) if bpp.is_finite() && bpp > 0.0 => {
+        Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = (bpp * width as f64 * height as f64 / 8.0).floor() as usize;
-            fit_budget(budget, bpp, |lambda| {
+            let smallest = smallest_file(model, source, tile)?;
+            if smallest.len() > budget {
+                return match opts.rate {
+                    Rate::BppOrSmallest(_) => Ok(smallest),
+                    _ => Err(Error::InvalidArgument(format!(
+                        "{bpp} bpp is below the smallest file for this image, {} bytes ({:.4} bpp)",
+                        smallest.len(),
+                        smallest.len() as f64 * 8.0 / (width as f64 * height as f64)
+                    ))),
+                };
+            }
+            fit_budget(budget, bpp, smallest, |lambda| {
                 walk_at(model, source, tile, total, lambda, true)
             })
         }
-        Rate::Bpp(bpp) => Err(Error::InvalidArgument(format!(
-            "--bpp {bpp} must be positive"
+        Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
+            "a target of {bpp} bpp: it must be a finite number above zero"
         ))),
     }
+}
+
+/// The smallest file for `source`: one layer in which every cell keeps (the network's
+/// starting image). No walk is needed to write it.
+fn smallest_file(model: &Model, source: &SourceImage, tile: u32) -> Result<Vec<u8>> {
+    let (width, height) = source.rgb.dimensions();
+    let header = header_for(model, width, height, source.grey, tile, 1);
+    let spec = header.layers[0];
+    let cells = header.index_counts()[0] as usize;
+    bitstream::write_file(&header, &[vec![spec.k; cells]])
 }
 
 /// What the rate search needs of one encoder walk.
@@ -209,6 +241,7 @@ trait RateProbe {
 fn fit_budget<P: RateProbe>(
     budget: usize,
     bpp: f64,
+    smallest: Vec<u8>,
     mut encode: impl FnMut(f64) -> Result<P>,
 ) -> Result<Vec<u8>> {
     let mut search = RateSearch::new(budget);
@@ -226,11 +259,8 @@ fn fit_budget<P: RateProbe>(
         search.record(lambda, bytes);
         lambda = search.next_lambda();
     }
-    search.under.map(|(_, bytes)| bytes).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "--bpp {bpp} is below the smallest file for this image"
-        ))
-    })
+    // No probe fitted: the smallest file does (the caller checked).
+    Ok(search.under.map_or(smallest, |(_, bytes)| bytes))
 }
 
 /// What the λ search has learnt from its probes.
@@ -524,59 +554,135 @@ pub fn decode(model: &Model, bytes: &[u8], max_layers: Option<usize>) -> Result<
 
 /// Decodes a parsed `.ddn` file, using at most `max_layers` layers.
 pub fn decode_file(model: &Model, file: &DdnFile, max_layers: Option<usize>) -> Result<Decoded> {
-    check_model(model, &file.header)?;
-    let n = max_layers.map_or(file.layers.len(), |m| m.min(file.layers.len()));
-    if n == 0 {
-        return Err(Error::InvalidArgument("--layers must be at least 1".into()));
-    }
-    let rgb = decode_layers(&model.network, file, n)?;
-    let image = if file.header.grey {
-        DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(rgb).to_luma8())
+    let header = &file.header;
+    let (width, height) = (header.width, header.height);
+    let mut image = if header.grey {
+        DynamicImage::ImageLuma8(image::GrayImage::new(width, height))
     } else {
-        DynamicImage::ImageRgb8(rgb)
+        DynamicImage::ImageRgb8(RgbImage::new(width, height))
     };
+    let decoded = decode_bands(model, file, max_layers, |band| {
+        match &mut image {
+            DynamicImage::ImageLuma8(grey) => {
+                image::imageops::replace(grey, &band.luma(), 0, band.y as i64)
+            }
+            DynamicImage::ImageRgb8(rgb) => {
+                image::imageops::replace(rgb, &band.rgb, 0, band.y as i64)
+            }
+            _ => unreachable!("built above as grey or RGB"),
+        }
+        Ok(())
+    })?;
+    Ok(Decoded { image, ..decoded })
+}
+
+/// Rows `y..y + rgb.height()` of a decoded image, the full width.
+pub struct Band {
+    pub y: u32,
+    pub rgb: RgbImage,
+}
+
+impl Band {
+    /// The band as grey (what a file with the grey flag decodes to, codec-spec.md §6).
+    pub fn luma(&self) -> image::GrayImage {
+        DynamicImage::ImageRgb8(self.rgb.clone()).to_luma8()
+    }
+}
+
+/// Decodes `file` band by band, top to bottom, handing each band of tile rows to `sink`
+/// as soon as it is done, so that memory holds one band and not the image. The returned
+/// [`Decoded`] carries an empty image.
+pub fn decode_bands(
+    model: &Model,
+    file: &DdnFile,
+    max_layers: Option<usize>,
+    mut sink: impl FnMut(Band) -> Result<()>,
+) -> Result<Decoded> {
+    check_model(model, &file.header)?;
+    let header = &file.header;
+    let coded = header.layers.len();
+    let n = match max_layers {
+        Some(0) => {
+            return Err(Error::InvalidArgument(
+                "at least one layer must be decoded".into(),
+            ))
+        }
+        Some(m) if m > coded => {
+            return Err(Error::InvalidArgument(format!(
+                "{m} layers asked for, but the file codes {coded}"
+            )))
+        }
+        Some(m) => m.min(file.layers.len()),
+        None => file.layers.len(),
+    };
+    let tiles = header.tiles();
+    let offsets = tile_offsets(header, &tiles, n);
+    for band in tiles::bands(&tiles, header.width, DECODE_BATCH) {
+        let top = tiles[band.start].y;
+        let bottom = tiles[band.end - 1].y + tiles[band.end - 1].height;
+        let mut rgb = RgbImage::new(header.width, bottom - top);
+        let members: Vec<usize> = band.collect();
+        for group in tiles::group_by_size_of(&tiles, &members) {
+            for chunk in group.chunks(DECODE_BATCH) {
+                decode_chunk(
+                    &model.network,
+                    file,
+                    &tiles,
+                    &offsets,
+                    chunk,
+                    n,
+                    &mut rgb,
+                    top,
+                )?;
+            }
+        }
+        sink(Band { y: top, rgb })?;
+    }
     Ok(Decoded {
-        image,
+        image: DynamicImage::new_rgb8(0, 0),
         truncation: file.truncation,
         layers_decoded: n,
     })
 }
 
-fn decode_layers(network: &Network, file: &DdnFile, n: usize) -> Result<RgbImage> {
-    let header = &file.header;
-    let tiles = header.tiles();
-    let offsets = tile_offsets(header, &tiles, n);
-    let mut image = RgbImage::new(header.width, header.height);
-    for group in tiles::group_by_size(&tiles) {
-        let (h, w) = (
-            tiles[group[0]].padded_height as usize,
-            tiles[group[0]].padded_width as usize,
-        );
-        for chunk in group.chunks(DECODE_BATCH) {
-            let indices: Vec<Vec<u32>> = (0..n)
-                .map(|l| {
-                    chunk
+/// Replays the tiles `chunk` as one batch and pastes them into `band`, whose first row
+/// is image row `top`.
+#[allow(clippy::too_many_arguments)]
+fn decode_chunk(
+    network: &Network,
+    file: &DdnFile,
+    tiles: &[Tile],
+    offsets: &[Vec<usize>],
+    chunk: &[usize],
+    n: usize,
+    band: &mut RgbImage,
+    top: u32,
+) -> Result<()> {
+    let (h, w) = (
+        tiles[chunk[0]].padded_height as usize,
+        tiles[chunk[0]].padded_width as usize,
+    );
+    let indices: Vec<Vec<u32>> = (0..n)
+        .map(|l| {
+            chunk
+                .iter()
+                .flat_map(|&t| {
+                    file.layers[l][offsets[l][t]..offsets[l][t + 1]]
                         .iter()
-                        .flat_map(|&t| {
-                            file.layers[l][offsets[l][t]..offsets[l][t + 1]]
-                                .iter()
-                                .copied()
-                        })
-                        .collect()
+                        .copied()
                 })
-                .collect();
-            let walk = network.walk(chunk.len(), h, w, n, Walk::Replay(&indices))?;
-            let last = walk.images.last().expect("at least one layer");
-            let full = if last.dims()[2..] == [h, w] {
-                last.clone()
-            } else {
-                last.upsample_bilinear2d(h, w, false)?
-            };
-            let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
-            tiles::paste_batch(&mut image, &members, &full)?;
-        }
-    }
-    Ok(image)
+                .collect()
+        })
+        .collect();
+    let walk = network.walk(chunk.len(), h, w, n, Walk::Replay(&indices))?;
+    let last = walk.images.last().expect("at least one layer");
+    let full = if last.dims()[2..] == [h, w] {
+        last.clone()
+    } else {
+        last.upsample_bilinear2d(h, w, false)?
+    };
+    let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
+    tiles::paste_batch(band, top, &members, &full)
 }
 
 /// `offsets[l][t]`: where tile `t`'s indices start in layer `l`'s sequence.
@@ -641,7 +747,7 @@ mod tests {
     ) -> (usize, usize) {
         let first = LAMBDA_AT_1BPP / (0.25 * 0.25);
         let mut walks = 0;
-        let got = fit_budget(budget, 0.25, |lambda| {
+        let got = fit_budget(budget, 0.25, Vec::new(), |lambda| {
             walks += 1;
             Ok(FakeProbe {
                 lambda,
@@ -674,7 +780,9 @@ mod tests {
     fn lands_just_under_the_budget() {
         let curve = |l: f64| (20_000.0 * (1.0 + l).powf(-0.4)) as usize;
         for budget in [900, 3_000, 7_000, 12_000] {
-            let got = fit_budget(budget, 0.25, sized(curve)).unwrap().len();
+            let got = fit_budget(budget, 0.25, Vec::new(), sized(curve))
+                .unwrap()
+                .len();
             assert!(
                 got <= budget && got as f64 >= 0.97 * budget as f64,
                 "{got} for {budget}"
@@ -698,14 +806,21 @@ mod tests {
     fn a_best_file_just_over_the_budget_still_bisects() {
         // λ = 0 gives 10,300 bytes; the budget is 10,000.
         let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
-        let got = fit_budget(10_000, 0.5, sized(curve)).unwrap().len();
+        let got = fit_budget(10_000, 0.5, Vec::new(), sized(curve))
+            .unwrap()
+            .len();
         assert!((9_700..=10_000).contains(&got), "{got}");
     }
 
     #[test]
     fn a_roomy_budget_gives_the_best_file() {
         let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
-        assert_eq!(fit_budget(100_000, 0.5, sized(curve)).unwrap().len(), 5_000);
+        assert_eq!(
+            fit_budget(100_000, 0.5, Vec::new(), sized(curve))
+                .unwrap()
+                .len(),
+            5_000
+        );
     }
 
     fn tiny_walk(lambda: f64) -> Probe {

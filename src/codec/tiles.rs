@@ -10,14 +10,40 @@ use crate::model::color::{from_model_space, to_model_space};
 
 /// The tiles with the same padded size, which can share one batch.
 pub fn group_by_size(tiles: &[Tile]) -> Vec<Vec<usize>> {
+    let all: Vec<usize> = (0..tiles.len()).collect();
+    group_by_size_of(tiles, &all)
+}
+
+/// [`group_by_size`] of the tiles `members` only.
+pub fn group_by_size_of(tiles: &[Tile], members: &[usize]) -> Vec<Vec<usize>> {
     let mut groups: std::collections::BTreeMap<(u32, u32), Vec<usize>> = Default::default();
-    for (i, t) in tiles.iter().enumerate() {
+    for &i in members {
+        let t = &tiles[i];
         groups
             .entry((t.padded_height, t.padded_width))
             .or_default()
             .push(i);
     }
     groups.into_values().collect()
+}
+
+/// Consecutive runs of whole tile rows (tiles in raster order across an image `width`
+/// wide), each of at least `min_tiles` tiles where the image allows: a band is decoded
+/// and written out before the next, and enough tiles fill a batch.
+pub fn bands(
+    tiles: &[Tile],
+    width: u32,
+    min_tiles: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let per_row = tiles
+        .first()
+        .map_or(1, |t| width.div_ceil(t.width.max(1)) as usize)
+        .max(1);
+    let per_band = min_tiles.div_ceil(per_row).max(1) * per_row;
+    let total = tiles.len();
+    (0..total)
+        .step_by(per_band)
+        .map(move |start| start..(start + per_band).min(total))
 }
 
 /// A batch `[B,3,h',w']` of tiles in model space, padded by edge replication.
@@ -42,8 +68,9 @@ pub fn tile_batch(image: &RgbImage, tiles: &[Tile], device: &Device) -> Result<T
     )?)
 }
 
-/// Writes a decoded batch `[B,3,h',w']` into `image`, cropping the padding.
-pub fn paste_batch(image: &mut RgbImage, tiles: &[Tile], batch: &Tensor) -> Result<()> {
+/// Writes a decoded batch `[B,3,h',w']` into `image`, whose first row is image row
+/// `top`, cropping the padding.
+pub fn paste_batch(image: &mut RgbImage, top: u32, tiles: &[Tile], batch: &Tensor) -> Result<()> {
     let (_, _, ph, pw) = batch.dims4()?;
     let values = batch
         .to_device(&Device::Cpu)?
@@ -55,7 +82,7 @@ pub fn paste_batch(image: &mut RgbImage, tiles: &[Tile], batch: &Tensor) -> Resu
             for x in 0..t.width as usize {
                 let at = |c: usize| values[(b * 3 + c) * plane + y * pw + x];
                 let px = image::Rgb([0, 1, 2].map(|c| from_model_space(at(c))));
-                image.put_pixel(t.x + x as u32, t.y + y as u32, px);
+                image.put_pixel(t.x + x as u32, t.y - top + y as u32, px);
             }
         }
     }

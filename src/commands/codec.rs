@@ -2,11 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codec::{self, EncodeOptions, Rate};
-use crate::error::{Error, Result};
-use crate::io::{decode_image, default_output, is_stdio, read_input, save_image, write_output};
+use image::ImageFormat;
+
+use crate::bitstream::DdnFile;
+use crate::codec::{self, Decoded, EncodeOptions, Rate};
+use crate::error::Result;
+use crate::io::{
+    check_output, check_pixels, decode_image_within, default_output, is_stdio, output_format,
+    read_input, save_image, write_output, write_output_with, write_png_rows,
+};
+use crate::model::Model;
 
 use super::device::ModelArgs;
+use crate::bitstream::header::MAX_PIXELS;
 
 #[derive(Debug, clap::Args)]
 pub struct CompressOptions {
@@ -16,7 +24,8 @@ pub struct CompressOptions {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Target rate in bits per pixel, header included: the best file that fits.
-    /// The default is 0.25.
+    /// Without --bpp, --layers or --lambda: 0.25, or the smallest possible file for
+    /// images too small to fit that.
     #[arg(long, conflicts_with_all = ["layers", "lambda"])]
     pub bpp: Option<f64>,
     /// Code exactly this many layers of the model, every cell taking its nearest
@@ -33,6 +42,10 @@ pub struct CompressOptions {
     /// Overwrite the output if it exists.
     #[arg(short, long)]
     pub force: bool,
+    /// Refuse images with more pixels than this, before decoding them. The default is
+    /// the format's limit.
+    #[arg(long, value_name = "N", default_value_t = MAX_PIXELS)]
+    pub max_pixels: u64,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -48,6 +61,10 @@ pub struct DecompressOptions {
     /// Decode only the first N layers (a coarser image).
     #[arg(long)]
     pub layers: Option<usize>,
+    /// Refuse files whose image has more pixels than this, before decoding anything
+    /// (for services that decode untrusted files). The default is the format's limit.
+    #[arg(long, value_name = "N", default_value_t = MAX_PIXELS)]
+    pub max_pixels: u64,
     /// Overwrite the output if it exists.
     #[arg(short, long)]
     pub force: bool,
@@ -63,49 +80,16 @@ fn output_path(input: &Path, output: &Option<PathBuf>, extension: &str) -> PathB
     }
 }
 
-/// Refuses before any work when the output exists, or would overwrite the input.
-fn check_output(input: &Path, output: &Path, force: bool) -> Result<()> {
-    if is_stdio(output) {
-        return Ok(());
-    }
-    if !is_stdio(input) && same_file(input, output) {
-        return Err(Error::InvalidArgument(format!(
-            "output {} is the input",
-            output.display()
-        )));
-    }
-    if output.exists() && !force {
-        return Err(Error::OutputExists(output.to_path_buf()));
-    }
-    match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(Error::io(
-            output,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "its folder does not exist"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 pub fn compress(opts: &CompressOptions) -> Result<()> {
     let output = output_path(&opts.input, &opts.output, "ddn");
-    check_output(&opts.input, &output, opts.force)?;
-    let source = decode_image(&read_input(&opts.input)?)?;
-    if source.had_alpha {
-        eprintln!("ddn: warning: the alpha channel is not coded and was dropped");
-    }
+    check_output(&[&opts.input], &output, opts.force)?;
+    let source = decode_image_within(&read_input(&opts.input)?, opts.max_pixels)?;
     let model = opts.model.load()?;
     let rate = match (opts.bpp, opts.layers, opts.lambda) {
         (_, Some(n), _) => Rate::Layers(n),
         (_, _, Some(l)) => Rate::Lambda(l),
         (Some(b), _, _) => Rate::Bpp(b),
-        (None, None, None) => Rate::Bpp(codec::DEFAULT_BPP),
+        (None, None, None) => Rate::BppOrSmallest(codec::DEFAULT_BPP),
     };
     let bytes = codec::encode(
         &model,
@@ -115,21 +99,59 @@ pub fn compress(opts: &CompressOptions) -> Result<()> {
             tile: opts.tile,
         },
     )?;
-    write_output(&output, opts.force, &bytes)
+    write_output(&output, opts.force, &bytes)?;
+    if source.had_alpha {
+        eprintln!("ddn: warning: the alpha channel is not coded and was dropped");
+    }
+    Ok(())
 }
 
 pub fn decompress(opts: &DecompressOptions) -> Result<()> {
     let output = output_path(&opts.input, &opts.output, "png");
-    check_output(&opts.input, &output, opts.force)?;
+    check_output(&[&opts.input], &output, opts.force)?;
     // The file is checked before the model is loaded: a bad input fails fast.
     let file = crate::bitstream::read_file(&read_input(&opts.input)?)?;
-    let model = opts.model.load()?;
-    let decoded = codec::decode_file(&model, &file, opts.layers)?;
+    check_pixels(file.header.width, file.header.height, opts.max_pixels)?;
+    let model = opts.model.load_for(file.header.model_id)?;
+    let decoded = if output_format(&output) == ImageFormat::Png {
+        decode_to_png(&model, &file, opts.layers, &output, opts.force)?
+    } else {
+        let decoded = codec::decode_file(&model, &file, opts.layers)?;
+        save_image(&output, opts.force, &decoded.image)?;
+        decoded
+    };
     if let Some(t) = decoded.truncation {
         eprintln!(
             "ddn: warning: truncated file: decoded {} of {} layers; the payload could not be verified",
             decoded.layers_decoded, t.coded
         );
     }
-    save_image(&output, opts.force, &decoded.image)
+    Ok(())
+}
+
+/// Decodes band by band straight into a PNG: memory holds one band of tiles, not the
+/// image, however large the file says the image is.
+fn decode_to_png(
+    model: &Model,
+    file: &DdnFile,
+    layers: Option<usize>,
+    output: &Path,
+    force: bool,
+) -> Result<Decoded> {
+    let header = &file.header;
+    let mut decoded = None;
+    write_output_with(output, force, |out| {
+        write_png_rows(out, header.width, header.height, header.grey, |write| {
+            let d = codec::decode_bands(model, file, layers, |band| {
+                if header.grey {
+                    write(band.luma().as_raw())
+                } else {
+                    write(band.rgb.as_raw())
+                }
+            })?;
+            decoded = Some(d);
+            Ok(())
+        })
+    })?;
+    Ok(decoded.expect("set when the write succeeded"))
 }

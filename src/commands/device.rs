@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
+use crate::bitstream::ModelId;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{shipped, Model};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum DeviceChoice {
@@ -41,11 +42,24 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model to encode with: `--model`, else the newest built-in one.
     pub fn load(&self) -> Result<Model> {
         let device = device(self.device)?;
         match &self.model {
             Some(path) => Model::load(path, &device),
-            None => Model::from_bytes(crate::model::DEFAULT_MODEL, &device),
+            None => shipped::newest().load(&device),
+        }
+    }
+
+    /// The model to decode a file made with model `id`: `--model`, else the built-in
+    /// model of that id, whichever version of ddn shipped it.
+    pub fn load_for(&self, id: ModelId) -> Result<Model> {
+        let device = device(self.device)?;
+        match &self.model {
+            Some(path) => Model::load(path, &device),
+            None => shipped::find(id)
+                .ok_or(Error::UnknownModel(id))?
+                .load(&device),
         }
     }
 }

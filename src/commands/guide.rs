@@ -1,9 +1,10 @@
 //! `ddn restore` and `ddn sample`: guided and random walks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::guide;
+use crate::io::check_output;
 
 use super::device::ModelArgs;
 
@@ -28,7 +29,7 @@ pub struct RestoreOptions {
     pub output: PathBuf,
     #[arg(long, value_enum)]
     pub task: Task,
-    /// Upscaling factor for `sr`: 4 or 8.
+    /// Upscaling factor for `sr`: 2, 4 or 8.
     #[arg(long, default_value_t = 4)]
     pub scale: u32,
     /// Mask for `inpaint`: white marks the unknown pixels.
@@ -82,9 +83,12 @@ fn read_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
 }
 
 pub fn restore(o: &RestoreOptions) -> Result<()> {
-    if !o.force && o.output.exists() {
-        return Err(Error::OutputExists(o.output.clone()));
-    }
+    let inputs: Vec<&Path> = [Some(&o.input), o.mask.as_ref(), o.reference.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    check_output(&inputs, &o.output, o.force)?;
     let task = match o.task {
         Task::Sr => guide::restore::Task::SuperResolution { scale: o.scale },
         Task::Inpaint => {
@@ -117,9 +121,7 @@ pub fn restore(o: &RestoreOptions) -> Result<()> {
 }
 
 pub fn sample(o: &SampleOptions) -> Result<()> {
-    if !o.force && o.output.exists() {
-        return Err(Error::OutputExists(o.output.clone()));
-    }
+    check_output(&[], &o.output, o.force)?;
     let (w, h) = parse_size(&o.size)?;
     if o.n == 0 || o.n > 256 || w > 1024 || h > 1024 {
         return Err(Error::InvalidArgument(

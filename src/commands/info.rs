@@ -35,6 +35,8 @@ pub struct LayerInfo {
 pub struct FileInfo {
     pub format_version: u8,
     pub model_id: String,
+    /// The built-in model version that decodes the file, if this build carries it.
+    pub model_version: Option<String>,
     pub width: u32,
     pub height: u32,
     pub grey: bool,
@@ -80,6 +82,7 @@ pub fn describe(bytes: &[u8]) -> Result<FileInfo> {
     Ok(FileInfo {
         format_version: h.version,
         model_id: h.model_id.to_string(),
+        model_version: crate::model::shipped::find(h.model_id).map(|m| m.version.to_string()),
         width: h.width,
         height: h.height,
         grey: h.grey,
@@ -108,9 +111,13 @@ pub fn run(opts: &InfoOptions) -> Result<()> {
 
 fn render_text(i: &FileInfo) -> String {
     let mut s = format!(
-        "format version  {}\nmodel id        {}\nsize            {}x{}{}\ntiles           {}x{} of {} px\nlayers          {} present of {} coded\nheader          {} bytes\npayload         {} bits\nfile            {} bytes, {:.4} bpp\n",
+        "format version  {}\nmodel id        {} ({})\nsize            {}x{}{}\ntiles           {}x{} of {} px\nlayers          {} present of {} coded\nheader          {} bytes\npayload         {} bits\nfile            {} bytes, {:.4} bpp\n",
         i.format_version,
         i.model_id,
+        i.model_version.as_deref().map_or_else(
+            || "not built in: decode it with that model's file".to_string(),
+            |v| format!("built-in model {v}")
+        ),
         i.width,
         i.height,
         if i.grey { " (grey)" } else { "" },

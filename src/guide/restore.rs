@@ -328,7 +328,7 @@ pub fn restore(
             smoothness: smoothness(task),
         };
         let image = walk_tile(network, t, guided_layers(network, task), &mut chooser)?;
-        paste_batch(&mut out, &[*t], &image)?;
+        paste_batch(&mut out, 0, &[*t], &image)?;
     }
     project(&mut out, input, task);
     Ok(out)
@@ -377,7 +377,7 @@ pub fn sample(
             let layers = model.network.config().layer_count();
             let image = walk_tile(&model.network, &t, layers, &mut chooser)?;
             let mut out = RgbImage::new(width, height);
-            paste_batch(&mut out, &[t], &image)?;
+            paste_batch(&mut out, 0, &[t], &image)?;
             Ok(out)
         })
         .collect()

@@ -10,6 +10,7 @@ pub mod conv;
 pub mod ddl;
 mod gemm;
 pub mod network;
+pub mod shipped;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -96,5 +97,6 @@ pub fn to_safetensors(
     safetensors::serialize(tensors, Some(meta)).map_err(|e| Error::InvalidModel(e.to_string()))
 }
 
-/// The default model, built into the binary.
-pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
+/// The default model for encoding, built into the binary: the newest of
+/// [`shipped::SHIPPED`], which also holds every earlier default for decoding old files.
+pub const DEFAULT_MODEL: &[u8] = shipped::SHIPPED[shipped::SHIPPED.len() - 1].bytes;
