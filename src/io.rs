@@ -247,25 +247,104 @@ pub fn output_format(path: &Path) -> ImageFormat {
 }
 
 /// Encodes `image` in the format named by `path`'s extension (see [`output_format`]) and
-/// writes it with [`write_output`].
+/// writes it with [`write_output_with`], straight into the output where the format's
+/// encoder needs no seeking, so the image is not held a second time as encoded bytes.
 pub fn save_image(path: &Path, force: bool, image: &DynamicImage) -> Result<()> {
     let format = output_format(path);
-    let mut bytes = Vec::new();
-    let encoded = if format == ImageFormat::Tga {
-        // Run-length packets that cross scan lines are legal TGA, but common readers
-        // (Pillow) refuse them; uncompressed TGA is read everywhere.
-        image.write_with_encoder(image::codecs::tga::TgaEncoder::new(&mut bytes).disable_rle())
-    } else {
-        image.write_to(&mut Cursor::new(&mut bytes), format)
-    };
-    encoded.map_err(|e| Error::ImageEncode(e.to_string()))?;
-    write_output(path, force, &bytes)
+    write_output_with(path, force, |out| encode_image(image, format, out))
 }
 
-/// Writes an 8-bit grey or RGB PNG of `width × height` to `out`, whose rows `fill` hands
-/// over in order, a band at a time, through the function it is given: the image is never
-/// held whole in memory.
-pub fn write_png_rows(
+fn encode_image(image: &DynamicImage, format: ImageFormat, mut out: &mut dyn Write) -> Result<()> {
+    use image::codecs::{bmp, jpeg, png, pnm, qoi, tga, webp};
+    let encoded = match format {
+        ImageFormat::Png => image.write_with_encoder(png::PngEncoder::new(out)),
+        ImageFormat::Jpeg => image.write_with_encoder(jpeg::JpegEncoder::new(out)),
+        ImageFormat::Bmp => image.write_with_encoder(bmp::BmpEncoder::new(&mut out)),
+        // PPM for colour and PGM for grey, as the extensions promise (not PAM).
+        ImageFormat::Pnm => {
+            let subtype = if image.color().has_color() {
+                pnm::PnmSubtype::Pixmap(pnm::SampleEncoding::Binary)
+            } else {
+                pnm::PnmSubtype::Graymap(pnm::SampleEncoding::Binary)
+            };
+            image.write_with_encoder(pnm::PnmEncoder::new(out).with_subtype(subtype))
+        }
+        ImageFormat::Qoi => image.write_with_encoder(qoi::QoiEncoder::new(out)),
+        ImageFormat::WebP => image.write_with_encoder(webp::WebPEncoder::new_lossless(out)),
+        // See `tga_header`: uncompressed, for the readers that refuse run-length packets.
+        ImageFormat::Tga => image.write_with_encoder(tga::TgaEncoder::new(out).disable_rle()),
+        // The others' encoders seek (TIFF) or have no plain-writer form: encode in memory.
+        _ => {
+            let mut bytes = Vec::new();
+            image
+                .write_to(&mut Cursor::new(&mut bytes), format)
+                .and_then(|_| out.write_all(&bytes).map_err(image::ImageError::IoError))
+        }
+    };
+    encoded.map_err(|e| Error::ImageEncode(e.to_string()))
+}
+
+/// Whether [`write_rows`] can write `format` band by band.
+pub fn streams_rows(format: ImageFormat) -> bool {
+    matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Pnm | ImageFormat::Tga
+    )
+}
+
+/// Writes an 8-bit grey or RGB image of `width × height` in `format` (one that
+/// [`streams_rows`]) to `out`; `fill` hands over its rows in order, a band at a time,
+/// through the function it is given, so the image is never held whole in memory.
+pub fn write_rows(
+    out: &mut dyn Write,
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    grey: bool,
+    fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::ImageEncode(e.to_string());
+    match format {
+        ImageFormat::Png => write_png_rows(out, width, height, grey, fill),
+        ImageFormat::Pnm => {
+            let magic = if grey { "P5" } else { "P6" };
+            write!(out, "{magic}\n{width} {height}\n255\n").map_err(io)?;
+            fill(&mut |rows: &[u8]| out.write_all(rows).map_err(io))
+        }
+        ImageFormat::Tga => {
+            out.write_all(&tga_header(width, height, grey))
+                .map_err(io)?;
+            fill(&mut |rows: &[u8]| {
+                if grey {
+                    return out.write_all(rows).map_err(io);
+                }
+                let bgr: Vec<u8> = rows
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[2], p[1], p[0]])
+                    .collect();
+                out.write_all(&bgr).map_err(io)
+            })
+        }
+        _ => Err(Error::ImageEncode(format!(
+            "{format:?} cannot be written row by row"
+        ))),
+    }
+}
+
+/// The 18-byte header of an uncompressed TGA (true colour or grey, rows top first).
+/// Uncompressed, because run-length packets that cross scan lines are legal TGA but
+/// common readers (Pillow) refuse them.
+fn tga_header(width: u32, height: u32, grey: bool) -> [u8; 18] {
+    let (image_type, depth) = if grey { (3, 8) } else { (2, 24) };
+    let [w0, w1, ..] = width.to_le_bytes();
+    let [h0, h1, ..] = height.to_le_bytes();
+    // Byte 17, bit 5: the first row stored is the top one.
+    [
+        0, 0, image_type, 0, 0, 0, 0, 0, 0, 0, 0, 0, w0, w1, h0, h1, depth, 0x20,
+    ]
+}
+
+fn write_png_rows(
     out: &mut dyn Write,
     width: u32,
     height: u32,

@@ -139,6 +139,32 @@ fn max_pixels_refuses_large_images_before_decoding() {
 }
 
 #[test]
+fn ppm_and_pgm_outputs_are_what_their_names_say() {
+    let sb = Sandbox::new();
+    let grey = image::DynamicImage::ImageRgb8(common::test_image(20, 11, 6)).to_luma8();
+    grey.save(sb.path("grey.png")).unwrap();
+    succeeded(&sb.ddn(&["compress", "img.png", "--layers", "3"]));
+    succeeded(&sb.ddn(&["compress", "grey.png", "--layers", "3"]));
+    for (ddn, out, magic) in [
+        ("img.ddn", "img.ppm", "P6\n37 29\n255\n"),
+        ("grey.ddn", "grey.pgm", "P5\n20 11\n255\n"),
+        ("img.ddn", "img.pnm", "P6\n37 29\n255\n"),
+        ("img.ddn", "img.bmp", "BM"),
+    ] {
+        succeeded(&sb.ddn(&["decompress", ddn, "-o", out]));
+        let bytes = std::fs::read(sb.path(out)).unwrap();
+        assert!(bytes.starts_with(magic.as_bytes()), "{out}");
+        succeeded(&sb.ddn(&["decompress", ddn, "-o", "ref.png", "-f"]));
+        let reference = image::open(sb.path("ref.png")).unwrap();
+        assert_eq!(
+            image::open(sb.path(out)).unwrap().to_rgb8(),
+            reference.to_rgb8(),
+            "{out}"
+        );
+    }
+}
+
+#[test]
 fn tga_output_is_uncompressed() {
     let sb = Sandbox::new();
     succeeded(&sb.ddn(&["compress", "img.png", "--layers", "3"]));

@@ -34,6 +34,8 @@ const MIN_USEFUL_LAMBDA: f64 = 1.0;
 const MAX_RATE_PROBES: usize = 12;
 /// A probe within this fraction under the budget is close enough.
 const RATE_TOLERANCE: f64 = 0.03;
+/// The search stops when the λ that fits is within this factor of one that does not.
+const NARROW_BRACKET: f64 = 1.05;
 /// Re-choosing the last layer aims this close under the budget …
 const TAIL_TOLERANCE: f64 = 0.01;
 /// … with at most this many trials …
@@ -257,6 +259,9 @@ fn fit_budget<P: RateProbe>(
             return Ok(bytes);
         }
         search.record(lambda, bytes);
+        if search.bracket_is_narrow() {
+            break;
+        }
         lambda = search.next_lambda();
     }
     // No probe fitted: the smallest file does (the caller checked).
@@ -293,6 +298,16 @@ impl RateSearch {
             }
         } else if self.over.is_none_or(|(l, _)| lambda > l) {
             self.over = Some((lambda, size));
+        }
+    }
+
+    /// Whether the λ that fits and the λ that bursts are so close that the size jumps
+    /// between them (few cells, as in a tiny or one-pixel-high image): more probes would
+    /// only land on one side or the other.
+    fn bracket_is_narrow(&self) -> bool {
+        match (self.over, &self.under) {
+            (Some((lo, _)), Some((hi, _))) => lo > 0.0 && hi / lo < NARROW_BRACKET,
+            _ => false,
         }
     }
 
@@ -800,6 +815,28 @@ mod tests {
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
             assert!(walks <= 4, "{walks} walks for {budget}");
         }
+    }
+
+    #[test]
+    fn a_size_that_jumps_over_the_budget_stops_the_search_early() {
+        // As for a one-pixel-high strip: the size drops from 647 to 551 bytes at one λ,
+        // so nothing lands within 3 % under the budget of 625.
+        let curve = |l: f64| {
+            if l < 94_500.0 {
+                (647.0 * (l / 94_500.0).powf(-0.6)) as usize
+            } else {
+                (551.0 * (l / 94_500.0).powf(-0.6)) as usize
+            }
+        };
+        let mut walks = 0;
+        let got = fit_budget(625, 0.25, Vec::new(), |l| {
+            walks += 1;
+            sized(curve)(l)
+        })
+        .unwrap()
+        .len();
+        assert!((540..=625).contains(&got), "{got}");
+        assert!(walks <= 8, "{walks} walks");
     }
 
     #[test]

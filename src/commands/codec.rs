@@ -9,7 +9,7 @@ use crate::codec::{self, Decoded, EncodeOptions, Rate};
 use crate::error::Result;
 use crate::io::{
     check_output, check_pixels, decode_image_within, default_output, is_stdio, output_format,
-    read_input, save_image, write_output, write_output_with, write_png_rows,
+    read_input, save_image, streams_rows, write_output, write_output_with, write_rows,
 };
 use crate::model::Model;
 
@@ -113,8 +113,9 @@ pub fn decompress(opts: &DecompressOptions) -> Result<()> {
     let file = crate::bitstream::read_file(&read_input(&opts.input)?)?;
     check_pixels(file.header.width, file.header.height, opts.max_pixels)?;
     let model = opts.model.load_for(file.header.model_id)?;
-    let decoded = if output_format(&output) == ImageFormat::Png {
-        decode_to_png(&model, &file, opts.layers, &output, opts.force)?
+    let format = output_format(&output);
+    let decoded = if streams_rows(format) {
+        decode_streaming(&model, &file, opts.layers, &output, format, opts.force)?
     } else {
         let decoded = codec::decode_file(&model, &file, opts.layers)?;
         save_image(&output, opts.force, &decoded.image)?;
@@ -129,29 +130,37 @@ pub fn decompress(opts: &DecompressOptions) -> Result<()> {
     Ok(())
 }
 
-/// Decodes band by band straight into a PNG: memory holds one band of tiles, not the
-/// image, however large the file says the image is.
-fn decode_to_png(
+/// Decodes band by band straight into the output image (PNG, PPM/PGM, TGA): memory
+/// holds one band of tiles, not the image, however large the file says the image is.
+fn decode_streaming(
     model: &Model,
     file: &DdnFile,
     layers: Option<usize>,
     output: &Path,
+    format: ImageFormat,
     force: bool,
 ) -> Result<Decoded> {
     let header = &file.header;
     let mut decoded = None;
     write_output_with(output, force, |out| {
-        write_png_rows(out, header.width, header.height, header.grey, |write| {
-            let d = codec::decode_bands(model, file, layers, |band| {
-                if header.grey {
-                    write(band.luma().as_raw())
-                } else {
-                    write(band.rgb.as_raw())
-                }
-            })?;
-            decoded = Some(d);
-            Ok(())
-        })
+        write_rows(
+            out,
+            format,
+            header.width,
+            header.height,
+            header.grey,
+            |write| {
+                let d = codec::decode_bands(model, file, layers, |band| {
+                    if header.grey {
+                        write(band.luma().as_raw())
+                    } else {
+                        write(band.rgb.as_raw())
+                    }
+                })?;
+                decoded = Some(d);
+                Ok(())
+            },
+        )
     })?;
     Ok(decoded.expect("set when the write succeeded"))
 }
