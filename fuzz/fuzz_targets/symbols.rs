@@ -1,0 +1,41 @@
+//! Arbitrary segments straight into the symbol reader (§7), under a valid geometry taken
+//! from the first bytes: the range decoder, the keep contexts and the index tree see every
+//! byte the fuzzer makes, with no checksum or header check in the way. Whatever the reader
+//! accepts must code back to symbols that read the same.
+#![no_main]
+
+use ddn::bitstream::geometry::tiles;
+use ddn::bitstream::header::granule;
+use ddn::bitstream::symbols::{decode_layer, encode_layer};
+use ddn::bitstream::LayerSpec;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 6 {
+        return;
+    }
+    let (geometry, rest) = data.split_at(6);
+    let width = 1 + (geometry[0] as u32 | (geometry[1] as u32 & 1) << 8);
+    let height = 1 + (geometry[2] as u32 & 127);
+    let k = 2 + (geometry[3] as u32 % 255);
+    let first = LayerSpec { k, scale_log2: geometry[4] % 3, cell_log2: 1 + (geometry[4] >> 4) % 2 };
+    let second = LayerSpec { k: 2 + (geometry[5] as u32 % 63), scale_log2: 0, cell_log2: 1 };
+    let g = granule(&[first, second]);
+    let tile = g * (1 + (geometry[5] as u32 >> 6));
+    let tiles = tiles(width, height, tile, g);
+    let split = rest.len() / 2;
+    let (seg0, seg1) = rest.split_at(split);
+    let Ok(symbols0) = decode_layer(seg0, &first, None, &tiles, 0) else {
+        return;
+    };
+    let again = encode_layer(&symbols0, &first, None, &tiles);
+    let reread = decode_layer(&again, &first, None, &tiles, 0).expect("its own coding reads");
+    assert_eq!(reread, symbols0);
+    let Ok(symbols1) = decode_layer(seg1, &second, Some((first, &symbols0)), &tiles, 1) else {
+        return;
+    };
+    let again = encode_layer(&symbols1, &second, Some((first, &symbols0)), &tiles);
+    let reread = decode_layer(&again, &second, Some((first, &symbols0)), &tiles, 1)
+        .expect("its own coding reads");
+    assert_eq!(reread, symbols1);
+});
