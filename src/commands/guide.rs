@@ -14,7 +14,8 @@ pub enum Task {
     Sr,
     /// Fill the pixels that --mask marks white.
     Inpaint,
-    /// Colour a greyscale image.
+    /// Colour a greyscale image, keeping its BT.601 luma (0.299 R + 0.587 G + 0.114 B,
+    /// the grey of JPEG and most tools), so that it converts back to the same grey.
     Colorize,
     /// Remove noise.
     Denoise,

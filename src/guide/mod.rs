@@ -19,7 +19,7 @@ use crate::rng::Rng;
 pub enum View {
     /// The colour image.
     Colour,
-    /// The mean of R, G and B.
+    /// BT.601 luma (0.299 R + 0.587 G + 0.114 B).
     Grey,
 }
 
@@ -39,7 +39,12 @@ pub struct Condition {
 fn view(x: &Tensor, v: View) -> Result<Tensor> {
     Ok(match v {
         View::Colour => x.clone(),
-        View::Grey => x.mean_keepdim(1)?,
+        View::Grey => {
+            let weights = Tensor::new(&crate::model::color::LUMA_WEIGHTS, x.device())?
+                .reshape((1, 3, 1, 1))?
+                .to_dtype(x.dtype())?;
+            x.broadcast_mul(&weights)?.sum_keepdim(1)?
+        }
     })
 }
 

@@ -9,6 +9,7 @@ use crate::bitstream::geometry::tiles;
 use crate::bitstream::Tile;
 use crate::codec::tiles::{paste_batch, tile_batch};
 use crate::error::{Error, Result};
+use crate::model::color::{luma, LUMA_WEIGHTS};
 use crate::model::{Chooser, Model, Network, Walk};
 use crate::rng::Rng;
 
@@ -33,11 +34,11 @@ pub struct RestoreOptions {
     pub tile: u32,
 }
 
-/// Shifts `rgb` so that its mean is `target` (in 0..=255), moving only the channels that
-/// are not stuck at 0 or 255, so the mean is met exactly despite clipping.
-fn with_mean(mut rgb: [f32; 3], target: f32) -> [f32; 3] {
+/// Shifts `rgb` so that its BT.601 luma is `target` (in 0..=255), moving only the
+/// channels that are not stuck at 0 or 255, so the luma is met exactly despite clipping.
+fn with_luma(mut rgb: [f32; 3], target: f32) -> [f32; 3] {
     for _ in 0..3 {
-        let gap = target - rgb.iter().sum::<f32>() / 3.0;
+        let gap = target - luma(rgb);
         let free: Vec<usize> = (0..3)
             .filter(|&c| {
                 if gap > 0.0 {
@@ -50,7 +51,7 @@ fn with_mean(mut rgb: [f32; 3], target: f32) -> [f32; 3] {
         if gap.abs() < 1e-3 || free.is_empty() {
             break;
         }
-        let step = gap * 3.0 / free.len() as f32;
+        let step = gap / free.iter().map(|&c| LUMA_WEIGHTS[c]).sum::<f32>();
         for c in free {
             rgb[c] = (rgb[c] + step).clamp(0.0, 255.0);
         }
@@ -335,7 +336,7 @@ pub fn restore(
 }
 
 /// Makes the output agree with what is known: inpainting keeps the known pixels,
-/// colorization keeps the input's grey (the mean of R, G and B) and changes only colour,
+/// colorization keeps the input's grey (BT.601 luma) and changes only colour,
 /// super-resolution downsamples back to the input.
 fn project(out: &mut RgbImage, input: &RgbImage, task: &Task) {
     match task {
@@ -349,8 +350,8 @@ fn project(out: &mut RgbImage, input: &RgbImage, task: &Task) {
         Task::Colorize => {
             for (x, y, p) in out.enumerate_pixels_mut() {
                 let q = input.get_pixel(x, y);
-                let target = (q[0] as f32 + q[1] as f32 + q[2] as f32) / 3.0;
-                p.0 = with_mean(p.0.map(|v| v as f32), target).map(|v| v.round() as u8);
+                let target = luma(q.0.map(|v| v as f32));
+                p.0 = with_luma(p.0.map(|v| v as f32), target).map(|v| v.round() as u8);
             }
         }
         Task::SuperResolution { scale } => super::back_projection::back_project(out, input, *scale),
@@ -491,8 +492,7 @@ pub fn report(
         Task::Colorize => {
             let grey_of = |img: &RgbImage| {
                 RgbImage::from_fn(img.width(), img.height(), |x, y| {
-                    let p = img.get_pixel(x, y);
-                    let v = ((p[0] as u32 + p[1] as u32 + p[2] as u32) as f32 / 3.0).round() as u8;
+                    let v = luma(img.get_pixel(x, y).0.map(|v| v as f32)).round() as u8;
                     Rgb([v, v, v])
                 })
             };
