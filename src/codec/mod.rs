@@ -4,6 +4,7 @@
 //! Encoder decisions (which layers, which indices) live here; the bit layout lives in
 //! [`crate::bitstream`].
 
+pub mod quality;
 pub mod rd;
 pub mod tiles;
 
@@ -29,13 +30,13 @@ const DECODE_BATCH: usize = 8;
 /// about 3× of it either way.
 const LAMBDA_AT_1BPP: f64 = 70.0;
 /// Below this λ (squared 8-bit error per bit) the search tries λ = 0, the best file.
-const MIN_USEFUL_LAMBDA: f64 = 1.0;
+pub(crate) const MIN_USEFUL_LAMBDA: f64 = 1.0;
 /// Rate control probes at most this many λ values.
 const MAX_RATE_PROBES: usize = 12;
 /// A probe within this fraction under the budget is close enough.
 const RATE_TOLERANCE: f64 = 0.03;
 /// The search stops when the λ that fits is within this factor of one that does not.
-const NARROW_BRACKET: f64 = 1.05;
+pub(crate) const NARROW_BRACKET: f64 = 1.05;
 /// Re-choosing the last layer aims this close under the budget …
 const TAIL_TOLERANCE: f64 = 0.01;
 /// … with at most this many trials …
@@ -53,6 +54,12 @@ pub enum Rate {
     Layers(usize),
     /// Every layer, each cell minimising squared error (8-bit scale) + λ × bits.
     Lambda(f64),
+    /// The smallest file whose decoded PSNR (RGB, or grey for grey images) is at least
+    /// this many dB: a search over λ.
+    Psnr(f64),
+    /// A quality from 1 to 100: a fixed trade-off λ, the same for every image
+    /// ([`quality::lambda_for_quality`]).
+    Quality(u8),
     /// As [`Rate::Bpp`], but an image whose smallest possible file is over the target
     /// gets that smallest file instead of an error: a default rate that every image can
     /// meet, as a quality setting does.
@@ -154,7 +161,7 @@ pub fn fixed_length_layers(
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
             "a target of {bpp} bpp: it must be a finite number above zero"
         ))),
-        Rate::Lambda(_) => Ok(total),
+        Rate::Lambda(_) | Rate::Psnr(_) | Rate::Quality(_) => Ok(total),
     }
 }
 
@@ -194,6 +201,17 @@ pub fn encode(model: &Model, source: &SourceImage, opts: EncodeOptions) -> Resul
         Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
+        Rate::Quality(q) => encode_at(
+            model,
+            source,
+            tile,
+            total,
+            quality::lambda_for_quality(q)?,
+            true,
+        ),
+        Rate::Psnr(db) => {
+            quality::fit_psnr(model, source, tile, total, db, LAMBDA_AT_1BPP / 0.0625)
+        }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = (bpp * width as f64 * height as f64 / 8.0).floor() as usize;
             let smallest = smallest_file(model, source, tile)?;
@@ -475,6 +493,20 @@ fn walk_at(
     lambda: f64,
     trim: bool,
 ) -> Result<Probe> {
+    walk_with(model, source, tile, n, lambda, trim, None)
+}
+
+/// [`walk_at`], pasting the chosen image of every tile into `reconstruction` if given:
+/// exactly what decoding the walk's file gives.
+fn walk_with(
+    model: &Model,
+    source: &SourceImage,
+    tile: u32,
+    n: usize,
+    lambda: f64,
+    trim: bool,
+    mut reconstruction: Option<&mut RgbImage>,
+) -> Result<Probe> {
     let (width, height) = source.rgb.dimensions();
     let header = header_for(model, width, height, source.grey, tile, n);
     let tiles = header.tiles();
@@ -493,6 +525,10 @@ fn walk_at(
             let targets = network.layer_targets(&batch, n)?;
             let mut chooser = rd.batch(&targets, w, h);
             let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
+            if let Some(image) = reconstruction.as_deref_mut() {
+                let last = walk.images.last().expect("at least one layer");
+                tiles::paste_batch(image, 0, &members, &full_resolution(last, h, w)?)?;
+            }
             split_by_tile(&walk.indices, chunk, &mut per_tile);
             batches.push(chunk.to_vec());
         }
@@ -691,13 +727,18 @@ fn decode_chunk(
         .collect();
     let walk = network.walk(chunk.len(), h, w, n, Walk::Replay(&indices))?;
     let last = walk.images.last().expect("at least one layer");
-    let full = if last.dims()[2..] == [h, w] {
+    let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
+    tiles::paste_batch(band, top, &members, &full_resolution(last, h, w)?)
+}
+
+/// A walk's last image at the tiles' full `h × w` (a walk cut before the finest level
+/// ends at a coarser grid, which decoding upsamples bilinearly).
+fn full_resolution(last: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    Ok(if last.dims()[2..] == [h, w] {
         last.clone()
     } else {
         last.upsample_bilinear2d(h, w, false)?
-    };
-    let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
-    tiles::paste_batch(band, top, &members, &full)
+    })
 }
 
 /// `offsets[l][t]`: where tile `t`'s indices start in layer `l`'s sequence.
@@ -860,7 +901,7 @@ mod tests {
         );
     }
 
-    fn tiny_walk(lambda: f64) -> Probe {
+    fn tiny_model_and_source(width: u32, height: u32) -> (Model, SourceImage) {
         let network = Network::new(
             &crate::model::ModelConfig::tiny(),
             3,
@@ -869,7 +910,7 @@ mod tests {
         .unwrap();
         let bytes = crate::model::to_safetensors(&network, &[], &[]).unwrap();
         let model = Model::from_bytes(&bytes, &candle_core::Device::Cpu).unwrap();
-        let rgb = RgbImage::from_fn(40, 24, |x, y| {
+        let rgb = RgbImage::from_fn(width, height, |x, y| {
             image::Rgb([(x * 6) as u8, (y * 9) as u8, ((x * y) % 251) as u8])
         });
         let source = SourceImage {
@@ -877,8 +918,35 @@ mod tests {
             grey: false,
             had_alpha: false,
         };
+        (model, source)
+    }
+
+    fn tiny_walk(lambda: f64) -> Probe {
+        let (model, source) = tiny_model_and_source(40, 24);
         let n = model.network.config().layer_count();
         walk_at(&model, &source, 16, n, lambda, true).unwrap()
+    }
+
+    #[test]
+    fn the_encoders_reconstruction_is_what_decoding_gives_bit_for_bit() {
+        // Partial tiles at the right and bottom edges, several batches of tiles.
+        let (model, source) = tiny_model_and_source(75, 41);
+        let n = model.network.config().layer_count();
+        for lambda in [0.0, 300.0] {
+            let mut reconstruction = RgbImage::new(75, 41);
+            let probe = walk_with(
+                &model,
+                &source,
+                16,
+                n,
+                lambda,
+                true,
+                Some(&mut reconstruction),
+            )
+            .unwrap();
+            let decoded = decode(&model, &probe.file().unwrap(), None).unwrap();
+            assert_eq!(decoded.image.to_rgb8(), reconstruction, "λ = {lambda}");
+        }
     }
 
     #[test]
