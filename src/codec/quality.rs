@@ -3,7 +3,8 @@
 
 use image::{DynamicImage, RgbImage};
 
-use super::{walk_with, MIN_USEFUL_LAMBDA, NARROW_BRACKET};
+use super::encoder::walk_with;
+use super::rate_control::{RateProbe, MIN_USEFUL_LAMBDA, NARROW_BRACKET};
 use crate::error::{Error, Result};
 use crate::eval::metrics::psnr;
 use crate::io::SourceImage;
@@ -79,7 +80,7 @@ pub(super) fn fit_psnr(
         Ok(Trial {
             lambda,
             psnr: decoded_psnr(source, &reconstruction),
-            file: super::RateProbe::file(&probe)?,
+            file: probe.file()?,
         })
     };
     // `reaches`: the largest λ that reached the target; `misses`: the smallest that did not.

@@ -1,0 +1,199 @@
+//! The decoder: a file's symbols replayed through the network, band of tiles by band.
+
+use candle_core::Tensor;
+use image::{DynamicImage, RgbImage};
+
+use super::tiles;
+use crate::bitstream::{self, DdnFile, Header, Tile, Truncation};
+use crate::error::{Error, Result};
+use crate::model::{Model, Network, Walk};
+
+/// Tiles per decoder batch.
+const DECODE_BATCH: usize = 8;
+
+/// A decoded image and what was missing, if anything.
+pub struct Decoded {
+    pub image: DynamicImage,
+    /// The file ended early (codec-spec.md §9).
+    pub truncation: Option<Truncation>,
+    pub layers_decoded: usize,
+}
+
+/// Checks that `file` was made with `model` (codec-spec.md §3, §4).
+pub fn check_model(model: &Model, header: &Header) -> Result<()> {
+    if header.model_id != model.id {
+        return Err(Error::ModelMismatch {
+            file: header.model_id,
+            model: model.id,
+        });
+    }
+    let schedule = model.network.config().schedule();
+    for (l, spec) in header.layers.iter().enumerate() {
+        if schedule.get(l) != Some(spec) {
+            return Err(Error::ScheduleMismatch {
+                model: model.id,
+                layer: l,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a `.ddn` file, using at most `max_layers` layers.
+pub fn decode(model: &Model, bytes: &[u8], max_layers: Option<usize>) -> Result<Decoded> {
+    decode_file(model, &bitstream::read_file(bytes)?, max_layers)
+}
+
+/// Decodes a parsed `.ddn` file, using at most `max_layers` layers.
+pub fn decode_file(model: &Model, file: &DdnFile, max_layers: Option<usize>) -> Result<Decoded> {
+    let header = &file.header;
+    let (width, height) = (header.width, header.height);
+    let mut image = if header.grey {
+        DynamicImage::ImageLuma8(image::GrayImage::new(width, height))
+    } else {
+        DynamicImage::ImageRgb8(RgbImage::new(width, height))
+    };
+    let decoded = decode_bands(model, file, max_layers, |band| {
+        match &mut image {
+            DynamicImage::ImageLuma8(grey) => {
+                image::imageops::replace(grey, &band.luma(), 0, band.y as i64)
+            }
+            DynamicImage::ImageRgb8(rgb) => {
+                image::imageops::replace(rgb, &band.rgb, 0, band.y as i64)
+            }
+            _ => unreachable!("built above as grey or RGB"),
+        }
+        Ok(())
+    })?;
+    Ok(Decoded { image, ..decoded })
+}
+
+/// Rows `y..y + rgb.height()` of a decoded image, the full width.
+pub struct Band {
+    pub y: u32,
+    pub rgb: RgbImage,
+}
+
+impl Band {
+    /// The band as grey (what a file with the grey flag decodes to, codec-spec.md §6).
+    pub fn luma(&self) -> image::GrayImage {
+        DynamicImage::ImageRgb8(self.rgb.clone()).to_luma8()
+    }
+}
+
+/// Decodes `file` band by band, top to bottom, handing each band of tile rows to `sink`
+/// as soon as it is done, so that memory holds one band and not the image. The returned
+/// [`Decoded`] carries an empty image.
+pub fn decode_bands(
+    model: &Model,
+    file: &DdnFile,
+    max_layers: Option<usize>,
+    mut sink: impl FnMut(Band) -> Result<()>,
+) -> Result<Decoded> {
+    check_model(model, &file.header)?;
+    let header = &file.header;
+    let coded = header.layers.len();
+    let n = match max_layers {
+        Some(0) => {
+            return Err(Error::InvalidArgument(
+                "at least one layer must be decoded".into(),
+            ))
+        }
+        Some(m) if m > coded => {
+            return Err(Error::InvalidArgument(format!(
+                "{m} layers asked for, but the file codes {coded}"
+            )))
+        }
+        Some(m) => m.min(file.layers.len()),
+        None => file.layers.len(),
+    };
+    let tiles = header.tiles();
+    let offsets = tile_offsets(header, &tiles, n);
+    for band in tiles::bands(&tiles, header.width, DECODE_BATCH) {
+        let top = tiles[band.start].y;
+        let bottom = tiles[band.end - 1].y + tiles[band.end - 1].height;
+        let mut rgb = RgbImage::new(header.width, bottom - top);
+        let members: Vec<usize> = band.collect();
+        for group in tiles::group_by_size_of(&tiles, &members) {
+            for chunk in group.chunks(DECODE_BATCH) {
+                decode_chunk(
+                    &model.network,
+                    file,
+                    &tiles,
+                    &offsets,
+                    chunk,
+                    n,
+                    &mut rgb,
+                    top,
+                )?;
+            }
+        }
+        sink(Band { y: top, rgb })?;
+    }
+    Ok(Decoded {
+        image: DynamicImage::new_rgb8(0, 0),
+        truncation: file.truncation,
+        layers_decoded: n,
+    })
+}
+
+/// Replays the tiles `chunk` as one batch and pastes them into `band`, whose first row
+/// is image row `top`.
+#[allow(clippy::too_many_arguments)]
+fn decode_chunk(
+    network: &Network,
+    file: &DdnFile,
+    tiles: &[Tile],
+    offsets: &[Vec<usize>],
+    chunk: &[usize],
+    n: usize,
+    band: &mut RgbImage,
+    top: u32,
+) -> Result<()> {
+    let (h, w) = (
+        tiles[chunk[0]].padded_height as usize,
+        tiles[chunk[0]].padded_width as usize,
+    );
+    let indices: Vec<Vec<u32>> = (0..n)
+        .map(|l| {
+            chunk
+                .iter()
+                .flat_map(|&t| {
+                    file.layers[l][offsets[l][t]..offsets[l][t + 1]]
+                        .iter()
+                        .copied()
+                })
+                .collect()
+        })
+        .collect();
+    let walk = network.walk(chunk.len(), h, w, n, Walk::Replay(&indices))?;
+    let last = walk.images.last().expect("at least one layer");
+    let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
+    tiles::paste_batch(band, top, &members, &full_resolution(last, h, w)?)
+}
+
+/// A walk's last image at the tiles' full `h × w` (a walk cut before the finest level
+/// ends at a coarser grid, which decoding upsamples bilinearly).
+pub(super) fn full_resolution(last: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    Ok(if last.dims()[2..] == [h, w] {
+        last.clone()
+    } else {
+        last.upsample_bilinear2d(h, w, false)?
+    })
+}
+
+/// `offsets[l][t]`: where tile `t`'s indices start in layer `l`'s sequence.
+fn tile_offsets(header: &Header, tiles: &[Tile], n: usize) -> Vec<Vec<usize>> {
+    header.layers[..n]
+        .iter()
+        .map(|spec| {
+            let mut acc = 0usize;
+            let mut v = vec![0];
+            for t in tiles {
+                acc += t.cell_count(spec) as usize;
+                v.push(acc);
+            }
+            v
+        })
+        .collect()
+}

@@ -1,0 +1,255 @@
+//! The encoder's walk: every tile through the network, each cell's symbol chosen by
+//! rate and distortion ([`super::rd`]), and the file those choices make.
+
+use image::RgbImage;
+
+use super::decoder::full_resolution;
+use super::rate_control::RateProbe;
+use super::{header_for, rd, tiles};
+use crate::bitstream::{self, Header, Tile};
+use crate::error::Result;
+use crate::io::SourceImage;
+use crate::model::{Model, Network, Walk};
+
+/// Largest `batch × K × 3 × h × w` candidate tensor an encoder batch may make (floats).
+const ENCODE_BATCH_FLOATS: usize = 24 << 20;
+
+/// Tiles per encoder batch for tiles of `h × w` pixels.
+fn encode_batch(network: &Network, h: usize, w: usize, layers: usize) -> usize {
+    let largest = (0..layers)
+        .map(|l| {
+            let s = network.layer_shape(l, 1, h, w);
+            s.k * 3 * s.height * s.width
+        })
+        .max()
+        .unwrap_or(1);
+    (ENCODE_BATCH_FLOATS / largest.max(1)).max(1)
+}
+
+/// The smallest file for `source`: one layer in which every cell keeps (the network's
+/// starting image). No walk is needed to write it.
+pub(super) fn smallest_file(model: &Model, source: &SourceImage, tile: u32) -> Result<Vec<u8>> {
+    let (width, height) = source.rgb.dimensions();
+    let header = header_for(model, width, height, source.grey, tile, 1);
+    let spec = header.layers[0];
+    let cells = header.index_counts()[0] as usize;
+    bitstream::write_file(&header, &[vec![spec.k; cells]])
+}
+
+/// One walk of the encoder at one λ: every layer's symbols, and what it takes to choose
+/// the last layer again at another λ.
+pub(super) struct Probe {
+    header: Header,
+    /// `[tile][layer]` symbols.
+    per_tile: Vec<Vec<Vec<u32>>>,
+    /// The tiles of each encoder batch, in walk order.
+    batches: Vec<Vec<usize>>,
+    rd: rd::RdState,
+    lambda: f64,
+    trim: bool,
+}
+
+impl RateProbe for Probe {
+    fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
+    /// The file as walked.
+    fn file(&self) -> Result<Vec<u8>> {
+        self.write(&self.per_tile)
+    }
+
+    /// The file with the last layer chosen again at `lambda` (`None`: not possible here).
+    fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
+        let rechosen = self.rd.rechoose_last(lambda)?;
+        let mut per_tile = self.per_tile.clone();
+        let last = self.header.layers.len() - 1;
+        for (batch, symbols) in self.batches.iter().zip(&rechosen) {
+            let cells = symbols.len() / batch.len();
+            for (b, &t) in batch.iter().enumerate() {
+                per_tile[t][last] = symbols[b * cells..(b + 1) * cells].to_vec();
+            }
+        }
+        Some(self.write(&per_tile))
+    }
+}
+
+impl Probe {
+    fn write(&self, per_tile: &[Vec<Vec<u32>>]) -> Result<Vec<u8>> {
+        let mut header = self.header.clone();
+        let mut layers = (0..header.layers.len())
+            .map(|l| per_tile.iter().flat_map(|t| t[l].iter().copied()).collect())
+            .collect::<Vec<Vec<u32>>>();
+        if self.trim {
+            while layers.len() > 1
+                && all_kept(&layers[layers.len() - 1], &header.layers[layers.len() - 1])
+            {
+                layers.pop();
+            }
+            header.layers.truncate(layers.len());
+        }
+        bitstream::write_file(&header, &layers)
+    }
+}
+
+/// Walks the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
+/// every cell kept (they change nothing).
+pub(super) fn walk_at(
+    model: &Model,
+    source: &SourceImage,
+    tile: u32,
+    n: usize,
+    lambda: f64,
+    trim: bool,
+) -> Result<Probe> {
+    walk_with(model, source, tile, n, lambda, trim, None)
+}
+
+/// [`walk_at`], pasting the chosen image of every tile into `reconstruction` if given:
+/// exactly what decoding the walk's file gives.
+pub(super) fn walk_with(
+    model: &Model,
+    source: &SourceImage,
+    tile: u32,
+    n: usize,
+    lambda: f64,
+    trim: bool,
+    mut reconstruction: Option<&mut RgbImage>,
+) -> Result<Probe> {
+    let (width, height) = source.rgb.dimensions();
+    let header = header_for(model, width, height, source.grey, tile, n);
+    let tiles = header.tiles();
+    let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
+    let mut batches = Vec::new();
+    let network = &model.network;
+    let mut rd = rd::RdState::new(&header.layers, lambda);
+    for group in tiles::group_by_size(&tiles) {
+        let (h, w) = (
+            tiles[group[0]].padded_height as usize,
+            tiles[group[0]].padded_width as usize,
+        );
+        for chunk in group.chunks(encode_batch(network, h, w, n)) {
+            let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
+            let batch = tiles::tile_batch(&source.rgb, &members, network.device())?;
+            let targets = network.layer_targets(&batch, n)?;
+            let mut chooser = rd.batch(&targets, w, h);
+            let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
+            if let Some(image) = reconstruction.as_deref_mut() {
+                let last = walk.images.last().expect("at least one layer");
+                tiles::paste_batch(image, 0, &members, &full_resolution(last, h, w)?)?;
+            }
+            split_by_tile(&walk.indices, chunk, &mut per_tile);
+            batches.push(chunk.to_vec());
+        }
+    }
+    Ok(Probe {
+        header,
+        per_tile,
+        batches,
+        rd,
+        lambda,
+        trim,
+    })
+}
+
+/// Codes the first `n` layers at trade-off `lambda`.
+pub(super) fn encode_at(
+    model: &Model,
+    source: &SourceImage,
+    tile: u32,
+    n: usize,
+    lambda: f64,
+    trim: bool,
+) -> Result<Vec<u8>> {
+    walk_at(model, source, tile, n, lambda, trim)?.file()
+}
+
+/// Whether every cell of a layer kept (symbol `K`), so that the layer changes nothing.
+fn all_kept(symbols: &[u32], spec: &crate::bitstream::LayerSpec) -> bool {
+    symbols.iter().all(|&s| s == spec.k)
+}
+
+/// Moves a batch's `[layer][B·cells]` indices to `per_tile[tile][layer]`.
+fn split_by_tile(indices: &[Vec<u32>], members: &[usize], per_tile: &mut [Vec<Vec<u32>>]) {
+    for layer in indices {
+        let cells = layer.len() / members.len();
+        for (b, &t) in members.iter().enumerate() {
+            per_tile[t].push(layer[b * cells..(b + 1) * cells].to_vec());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::decode;
+
+    fn tiny_model_and_source(width: u32, height: u32) -> (Model, SourceImage) {
+        let network = Network::new(
+            &crate::model::ModelConfig::tiny(),
+            3,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let bytes = crate::model::to_safetensors(&network, &[], &[]).unwrap();
+        let model = Model::from_bytes(&bytes, &candle_core::Device::Cpu).unwrap();
+        let rgb = RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 9) as u8, ((x * y) % 251) as u8])
+        });
+        let source = SourceImage {
+            rgb,
+            grey: false,
+            had_alpha: false,
+        };
+        (model, source)
+    }
+
+    fn tiny_walk(lambda: f64) -> Probe {
+        let (model, source) = tiny_model_and_source(40, 24);
+        let n = model.network.config().layer_count();
+        walk_at(&model, &source, 16, n, lambda, true).unwrap()
+    }
+
+    #[test]
+    fn the_encoders_reconstruction_is_what_decoding_gives_bit_for_bit() {
+        // Partial tiles at the right and bottom edges, several batches of tiles.
+        let (model, source) = tiny_model_and_source(75, 41);
+        let n = model.network.config().layer_count();
+        for lambda in [0.0, 300.0] {
+            let mut reconstruction = RgbImage::new(75, 41);
+            let probe = walk_with(
+                &model,
+                &source,
+                16,
+                n,
+                lambda,
+                true,
+                Some(&mut reconstruction),
+            )
+            .unwrap();
+            let decoded = decode(&model, &probe.file().unwrap(), None).unwrap();
+            assert_eq!(decoded.image.to_rgb8(), reconstruction, "λ = {lambda}");
+        }
+    }
+
+    #[test]
+    fn the_last_layer_chosen_again_at_the_same_lambda_is_the_same_file() {
+        for lambda in [0.0, 50.0, 5_000.0] {
+            let probe = tiny_walk(lambda);
+            let again = probe.file_with_last_at(lambda).unwrap().unwrap();
+            assert_eq!(again, probe.file().unwrap(), "λ = {lambda}");
+        }
+    }
+
+    #[test]
+    fn a_dearer_last_layer_gives_a_smaller_file_that_still_decodes() {
+        let probe = tiny_walk(20.0);
+        let full = probe.file().unwrap();
+        let lean = probe.file_with_last_at(1e9).unwrap().unwrap();
+        assert!(lean.len() < full.len(), "{} vs {}", lean.len(), full.len());
+        let file = bitstream::read_file(&lean).unwrap();
+        let last = probe.header.layers.len() - 1;
+        // At an enormous λ every cell of the last layer keeps, so the layer is trimmed.
+        assert!(file.header.layers.len() <= last);
+    }
+}

@@ -1,0 +1,346 @@
+//! Rate control: the trade-off λ whose file is the largest that fits a size budget.
+
+use super::LAMBDA_AT_1BPP;
+use crate::error::Result;
+
+/// Below this λ (squared 8-bit error per bit) the search tries λ = 0, the best file.
+pub(crate) const MIN_USEFUL_LAMBDA: f64 = 1.0;
+/// Rate control probes at most this many λ values.
+const MAX_RATE_PROBES: usize = 12;
+/// A probe within this fraction under the budget is close enough.
+const RATE_TOLERANCE: f64 = 0.03;
+/// The search stops when the λ that fits is within this factor of one that does not.
+pub(crate) const NARROW_BRACKET: f64 = 1.05;
+/// Re-choosing the last layer aims this close under the budget …
+const TAIL_TOLERANCE: f64 = 0.01;
+/// … with at most this many trials …
+const TAIL_STEPS: usize = 8;
+/// … at a λ within this factor of the walk's.
+const TAIL_LAMBDA_RANGE: f64 = 3.0;
+
+/// What the rate search needs of one encoder walk.
+pub(super) trait RateProbe {
+    fn lambda(&self) -> f64;
+    fn file(&self) -> Result<Vec<u8>>;
+    /// The file with only the last layer chosen again at `lambda`, if the walk allows.
+    fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>>;
+}
+
+/// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
+/// roughly as a power of it, so each probe interpolates log size against log λ between
+/// the tightest probes on either side of the budget, or extrapolates along the slope of
+/// the last two. A probe that lands near the budget is finished by choosing only its
+/// last layer again, which costs no network pass.
+pub(super) fn fit_budget<P: RateProbe>(
+    budget: usize,
+    bpp: f64,
+    smallest: Vec<u8>,
+    mut encode: impl FnMut(f64) -> Result<P>,
+) -> Result<Vec<u8>> {
+    let mut search = RateSearch::new(budget);
+    let mut lambda = LAMBDA_AT_1BPP / (bpp * bpp);
+    for _ in 0..MAX_RATE_PROBES {
+        let probe = encode(lambda)?;
+        let bytes = probe.file()?;
+        let size = bytes.len();
+        if size <= budget && (close_to(size, budget, RATE_TOLERANCE) || lambda == 0.0) {
+            return Ok(bytes);
+        }
+        if let Some(bytes) = fit_last_layer(&probe, size, budget)? {
+            return Ok(bytes);
+        }
+        search.record(lambda, bytes);
+        if search.bracket_is_narrow() {
+            break;
+        }
+        lambda = search.next_lambda();
+    }
+    // No probe fitted: the smallest file does (the caller checked).
+    Ok(search.under.map_or(smallest, |(_, bytes)| bytes))
+}
+
+/// What the λ search has learnt from its probes.
+struct RateSearch {
+    budget: usize,
+    /// The largest λ whose file was too big, and its size.
+    over: Option<(f64, usize)>,
+    /// The smallest λ whose file fitted, and the file.
+    under: Option<(f64, Vec<u8>)>,
+    /// Every probe so far: λ, size.
+    probes: Vec<(f64, usize)>,
+}
+
+impl RateSearch {
+    fn new(budget: usize) -> Self {
+        RateSearch {
+            budget,
+            over: None,
+            under: None,
+            probes: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, lambda: f64, bytes: Vec<u8>) {
+        let size = bytes.len();
+        self.probes.push((lambda, size));
+        if size <= self.budget {
+            if self.under.as_ref().is_none_or(|(l, _)| lambda < *l) {
+                self.under = Some((lambda, bytes));
+            }
+        } else if self.over.is_none_or(|(l, _)| lambda > l) {
+            self.over = Some((lambda, size));
+        }
+    }
+
+    /// Whether the λ that fits and the λ that bursts are so close that the size jumps
+    /// between them (few cells, as in a tiny or one-pixel-high image): more probes would
+    /// only land on one side or the other.
+    fn bracket_is_narrow(&self) -> bool {
+        match (self.over, &self.under) {
+            (Some((lo, _)), Some((hi, _))) => lo > 0.0 && hi / lo < NARROW_BRACKET,
+            _ => false,
+        }
+    }
+
+    /// The next λ to try after the last recorded probe.
+    fn next_lambda(&self) -> f64 {
+        let budget = self.budget as f64;
+        let n = self.probes.len();
+        let (lambda, size) = self.probes[n - 1];
+        let fits = |s: usize| s as f64 <= budget;
+        match (self.over, &self.under) {
+            (Some((lo, lo_size)), Some((hi, hi_bytes))) => {
+                // λ = 0 (the best file) being too big says only that λ is positive.
+                let lo = if lo > 0.0 { lo } else { hi / 64.0 };
+                let (a, b) = ((lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
+                // Interpolation can creep from one side on a convex curve; after two
+                // probes on the same side, bisect.
+                let stuck = n >= 2 && fits(self.probes[n - 2].1) == fits(size);
+                let t = if stuck {
+                    0.5
+                } else {
+                    ((a - budget.ln()) / (a - b)).clamp(0.25, 0.75)
+                };
+                (lo.ln() + t * (hi.ln() - lo.ln())).exp()
+            }
+            // One side only: extrapolate along the slope of the last two probes, or the
+            // typical one (size ∝ λ^-0.6) after the first, by at least a set step.
+            _ => {
+                let measured = (n >= 2)
+                    .then(|| self.probes[n - 2])
+                    .filter(|&(l, s)| l > 0.0 && l != lambda && s != size)
+                    .map(|(l, s)| ((s as f64).ln() - (size as f64).ln()) / (lambda / l).ln());
+                let (slope, least) = match measured {
+                    Some(slope) => (slope.clamp(0.15, 2.0), 1.25),
+                    None => (0.6, 2.0),
+                };
+                let step = (size as f64 / budget).powf(1.0 / slope);
+                let next = lambda
+                    * if fits(size) {
+                        step.clamp(1.0 / 16.0, 1.0 / least)
+                    } else {
+                        step.clamp(least, 16.0)
+                    };
+                // Far below any useful trade-off: the budget is likely above the best
+                // file, so try the best itself.
+                if fits(size) && next < MIN_USEFUL_LAMBDA {
+                    0.0
+                } else {
+                    next
+                }
+            }
+        }
+    }
+}
+
+fn close_to(size: usize, budget: usize, tolerance: f64) -> bool {
+    size <= budget && size as f64 >= (1.0 - tolerance) * budget as f64
+}
+
+/// Brings a probe of `size` bytes under the budget, and within [`TAIL_TOLERANCE`] of it, by
+/// choosing its last layer again at a λ at most [`TAIL_LAMBDA_RANGE`] times its own
+/// (further apart, the layers' trade-offs would disagree too much to be worth it).
+fn fit_last_layer(probe: &impl RateProbe, size: usize, budget: usize) -> Result<Option<Vec<u8>>> {
+    let lambda = probe.lambda();
+    if lambda == 0.0 {
+        return Ok(None);
+    }
+    let far = if size > budget {
+        lambda * TAIL_LAMBDA_RANGE
+    } else {
+        lambda / TAIL_LAMBDA_RANGE
+    };
+    let Some(far_file) = probe.file_with_last_at(far).transpose()? else {
+        return Ok(None);
+    };
+    // Bracket: `fits` gives a file within the budget, `bursts` one over it.
+    let ((mut fits, mut best), mut bursts) = match (size > budget, far_file.len() <= budget) {
+        (true, true) => ((far, far_file), lambda),
+        (false, false) => ((lambda, Vec::new()), far),
+        // The far end does not cross the budget: out of this probe's reach.
+        (true, false) => return Ok(None),
+        (false, true) => {
+            return Ok(close_to(far_file.len(), budget, RATE_TOLERANCE).then_some(far_file))
+        }
+    };
+    for _ in 0..TAIL_STEPS {
+        if close_to(best.len(), budget, TAIL_TOLERANCE) {
+            break;
+        }
+        let mid = ((fits.ln() + bursts.ln()) / 2.0).exp();
+        let Some(file) = probe.file_with_last_at(mid).transpose()? else {
+            return Ok(None);
+        };
+        if file.len() <= budget {
+            (fits, best) = (mid, file);
+        } else {
+            bursts = mid;
+        }
+    }
+    Ok(close_to(best.len(), budget, RATE_TOLERANCE).then_some(best))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A walk whose file size follows `size(λ)`; with `last_layer_bytes`, choosing the
+    /// last layer again at `λ'` moves the size by that many bytes per halving of `λ'/λ`.
+    struct FakeProbe {
+        lambda: f64,
+        size: usize,
+        last_layer_bytes: Option<f64>,
+    }
+
+    impl RateProbe for FakeProbe {
+        fn lambda(&self) -> f64 {
+            self.lambda
+        }
+        fn file(&self) -> Result<Vec<u8>> {
+            Ok(vec![0; self.size])
+        }
+        fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
+            let per_halving = self.last_layer_bytes?;
+            let shift = -per_halving * (lambda / self.lambda).log2();
+            Some(Ok(vec![0; (self.size as f64 + shift).max(0.0) as usize]))
+        }
+    }
+
+    fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<FakeProbe> {
+        move |lambda| {
+            Ok(FakeProbe {
+                lambda,
+                size: size(lambda),
+                last_layer_bytes: None,
+            })
+        }
+    }
+
+    /// The file `fit_budget` settles on, and how many walks it took, for sizes that fall
+    /// as `start_size · (λ / λ₀)^-exponent` from the first probe's λ₀.
+    fn fit_power_law(
+        budget: usize,
+        start_size: f64,
+        exponent: f64,
+        last_layer_bytes: Option<f64>,
+    ) -> (usize, usize) {
+        let first = LAMBDA_AT_1BPP / (0.25 * 0.25);
+        let mut walks = 0;
+        let got = fit_budget(budget, 0.25, Vec::new(), |lambda| {
+            walks += 1;
+            Ok(FakeProbe {
+                lambda,
+                size: (start_size * (lambda / first).powf(-exponent)) as usize,
+                last_layer_bytes,
+            })
+        })
+        .unwrap()
+        .len();
+        (got, walks)
+    }
+
+    #[test]
+    fn the_last_layer_finishes_a_near_probe_without_another_walk() {
+        // The first probe gives 10,500 bytes for a budget of 10,000; the last layer moves
+        // 400 bytes per halving of its λ.
+        let (got, walks) = fit_power_law(10_000, 10_500.0, 0.5, Some(400.0));
+        assert_eq!(walks, 1);
+        assert!((9_900..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_last_layer_too_weak_to_reach_the_budget_leaves_it_to_the_walks() {
+        let (got, walks) = fit_power_law(10_000, 20_000.0, 0.5, Some(100.0));
+        assert!(walks > 1);
+        assert!((9_700..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn lands_just_under_the_budget() {
+        let curve = |l: f64| (20_000.0 * (1.0 + l).powf(-0.4)) as usize;
+        for budget in [900, 3_000, 7_000, 12_000] {
+            let got = fit_budget(budget, 0.25, Vec::new(), sized(curve))
+                .unwrap()
+                .len();
+            assert!(
+                got <= budget && got as f64 >= 0.97 * budget as f64,
+                "{got} for {budget}"
+            );
+        }
+    }
+
+    #[test]
+    fn extrapolates_along_the_measured_slope() {
+        // Sizes follow λ^-0.3, flatter than the typical λ^-0.6 (12,000 bytes at λ = 1000),
+        // and every probe lands on one side until the slope is measured.
+        let start = 12_000.0 * (LAMBDA_AT_1BPP / (0.25 * 0.25) / 1000.0).powf(-0.3);
+        for budget in [5_000, 9_000, 30_000] {
+            let (got, walks) = fit_power_law(budget, start, 0.3, None);
+            assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
+            assert!(walks <= 4, "{walks} walks for {budget}");
+        }
+    }
+
+    #[test]
+    fn a_size_that_jumps_over_the_budget_stops_the_search_early() {
+        // As for a one-pixel-high strip: the size drops from 647 to 551 bytes at one λ,
+        // so nothing lands within 3 % under the budget of 625.
+        let curve = |l: f64| {
+            if l < 94_500.0 {
+                (647.0 * (l / 94_500.0).powf(-0.6)) as usize
+            } else {
+                (551.0 * (l / 94_500.0).powf(-0.6)) as usize
+            }
+        };
+        let mut walks = 0;
+        let got = fit_budget(625, 0.25, Vec::new(), |l| {
+            walks += 1;
+            sized(curve)(l)
+        })
+        .unwrap()
+        .len();
+        assert!((540..=625).contains(&got), "{got}");
+        assert!(walks <= 8, "{walks} walks");
+    }
+
+    #[test]
+    fn a_best_file_just_over_the_budget_still_bisects() {
+        // λ = 0 gives 10,300 bytes; the budget is 10,000.
+        let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
+        let got = fit_budget(10_000, 0.5, Vec::new(), sized(curve))
+            .unwrap()
+            .len();
+        assert!((9_700..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_roomy_budget_gives_the_best_file() {
+        let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
+        assert_eq!(
+            fit_budget(100_000, 0.5, Vec::new(), sized(curve))
+                .unwrap()
+                .len(),
+            5_000
+        );
+    }
+}
