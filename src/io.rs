@@ -169,6 +169,13 @@ pub struct SourceImage {
     pub had_alpha: bool,
 }
 
+impl SourceImage {
+    /// The image as grey (BT.709 luma, as the `image` crate converts).
+    pub fn luma(&self) -> image::GrayImage {
+        DynamicImage::ImageRgb8(self.rgb.clone()).to_luma8()
+    }
+}
+
 /// Decodes an image file of any format `image` reads, with size limits checked before the
 /// pixels are allocated.
 pub fn decode_image(bytes: &[u8]) -> Result<SourceImage> {

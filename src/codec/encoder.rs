@@ -1,7 +1,7 @@
 //! The encoder's walk: every tile through the network, each cell's symbol chosen by
 //! rate and distortion ([`super::rd`]), and the file those choices make.
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 use super::decoder::full_resolution;
 use super::rate_control::RateProbe;
@@ -26,11 +26,27 @@ fn encode_batch(network: &Network, h: usize, w: usize, layers: usize) -> usize {
     (ENCODE_BATCH_FLOATS / largest.max(1)).max(1)
 }
 
-/// The smallest file for `source`: one layer in which every cell keeps (the network's
-/// starting image). No walk is needed to write it.
-pub(super) fn smallest_file(model: &Model, source: &SourceImage, tile: u32) -> Result<Vec<u8>> {
-    let (width, height) = source.rgb.dimensions();
-    let header = header_for(model, width, height, source.grey, tile, 1);
+/// What every walk of one encode shares.
+#[derive(Clone, Copy)]
+pub(super) struct Job<'a> {
+    pub model: &'a Model,
+    pub source: &'a SourceImage,
+    /// Tile side, a multiple of the model's granule.
+    pub tile: u32,
+    /// How much each pixel's error counts (0–255 for weights 1 to [`ROI_GAIN`]), the
+    /// image's size; `None`: every pixel alike.
+    pub roi: Option<&'a GrayImage>,
+}
+
+/// Squared error in a region of interest (mask white) counts this many times as much as
+/// outside it (mask black).
+pub const ROI_GAIN: f32 = 8.0;
+
+/// The smallest file for the job's image: one layer in which every cell keeps (the
+/// network's starting image). No walk is needed to write it.
+pub(super) fn smallest_file(job: Job) -> Result<Vec<u8>> {
+    let (width, height) = job.source.rgb.dimensions();
+    let header = header_for(job.model, width, height, job.source.grey, job.tile, 1);
     let spec = header.layers[0];
     let cells = header.index_counts()[0] as usize;
     bitstream::write_file(&header, &[vec![spec.k; cells]])
@@ -94,30 +110,22 @@ impl Probe {
 
 /// Walks the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
 /// every cell kept (they change nothing).
-pub(super) fn walk_at(
-    model: &Model,
-    source: &SourceImage,
-    tile: u32,
-    n: usize,
-    lambda: f64,
-    trim: bool,
-) -> Result<Probe> {
-    walk_with(model, source, tile, n, lambda, trim, None)
+pub(super) fn walk_at(job: Job, n: usize, lambda: f64, trim: bool) -> Result<Probe> {
+    walk_with(job, n, lambda, trim, None)
 }
 
 /// [`walk_at`], pasting the chosen image of every tile into `reconstruction` if given:
 /// exactly what decoding the walk's file gives.
 pub(super) fn walk_with(
-    model: &Model,
-    source: &SourceImage,
-    tile: u32,
+    job: Job,
     n: usize,
     lambda: f64,
     trim: bool,
     mut reconstruction: Option<&mut RgbImage>,
 ) -> Result<Probe> {
+    let (model, source) = (job.model, job.source);
     let (width, height) = source.rgb.dimensions();
-    let header = header_for(model, width, height, source.grey, tile, n);
+    let header = header_for(model, width, height, source.grey, job.tile, n);
     let tiles = header.tiles();
     let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
     let mut batches = Vec::new();
@@ -132,7 +140,10 @@ pub(super) fn walk_with(
             let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
             let batch = tiles::tile_batch(&source.rgb, &members, network.device())?;
             let targets = network.layer_targets(&batch, n)?;
-            let mut chooser = rd.batch(&targets, w, h);
+            let weights = job
+                .roi
+                .map(|roi| tiles::weight_batch(roi, &members, ROI_GAIN));
+            let mut chooser = rd.batch(&targets, weights.as_deref(), w, h);
             let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
             if let Some(image) = reconstruction.as_deref_mut() {
                 let last = walk.images.last().expect("at least one layer");
@@ -153,15 +164,8 @@ pub(super) fn walk_with(
 }
 
 /// Codes the first `n` layers at trade-off `lambda`.
-pub(super) fn encode_at(
-    model: &Model,
-    source: &SourceImage,
-    tile: u32,
-    n: usize,
-    lambda: f64,
-    trim: bool,
-) -> Result<Vec<u8>> {
-    walk_at(model, source, tile, n, lambda, trim)?.file()
+pub(super) fn encode_at(job: Job, n: usize, lambda: f64, trim: bool) -> Result<Vec<u8>> {
+    walk_at(job, n, lambda, trim)?.file()
 }
 
 /// Whether every cell of a layer kept (symbol `K`), so that the layer changes nothing.
@@ -204,10 +208,19 @@ mod tests {
         (model, source)
     }
 
+    fn job<'a>(model: &'a Model, source: &'a SourceImage) -> Job<'a> {
+        Job {
+            model,
+            source,
+            tile: 16,
+            roi: None,
+        }
+    }
+
     fn tiny_walk(lambda: f64) -> Probe {
         let (model, source) = tiny_model_and_source(40, 24);
         let n = model.network.config().layer_count();
-        walk_at(&model, &source, 16, n, lambda, true).unwrap()
+        walk_at(job(&model, &source), n, lambda, true).unwrap()
     }
 
     #[test]
@@ -218,9 +231,7 @@ mod tests {
         for lambda in [0.0, 300.0] {
             let mut reconstruction = RgbImage::new(75, 41);
             let probe = walk_with(
-                &model,
-                &source,
-                16,
+                job(&model, &source),
                 n,
                 lambda,
                 true,

@@ -3,12 +3,11 @@
 
 use image::{DynamicImage, RgbImage};
 
-use super::encoder::walk_with;
+use super::encoder::{walk_with, Job};
 use super::rate_control::{RateProbe, MIN_USEFUL_LAMBDA, NARROW_BRACKET};
 use crate::error::{Error, Result};
 use crate::eval::metrics::psnr;
 use crate::io::SourceImage;
-use crate::model::Model;
 
 /// λ at quality 100; each 25 quality points below it multiply λ by ten.
 const LAMBDA_AT_Q100: f64 = 4.0;
@@ -52,31 +51,17 @@ struct Trial {
 
 /// The smallest file whose decoded PSNR is at least `target` dB: a search over λ, which
 /// PSNR falls with, interpolating PSNR against ln λ.
-pub(super) fn fit_psnr(
-    model: &Model,
-    source: &SourceImage,
-    tile: u32,
-    layers: usize,
-    target: f64,
-    start_lambda: f64,
-) -> Result<Vec<u8>> {
+pub(super) fn fit_psnr(job: Job, layers: usize, target: f64, start_lambda: f64) -> Result<Vec<u8>> {
     if !target.is_finite() || target <= 0.0 {
         return Err(Error::InvalidArgument(format!(
             "a PSNR target of {target} dB: it must be a finite number above zero"
         )));
     }
+    let source = job.source;
     let (width, height) = source.rgb.dimensions();
     let trial = |lambda: f64| -> Result<Trial> {
         let mut reconstruction = RgbImage::new(width, height);
-        let probe = walk_with(
-            model,
-            source,
-            tile,
-            layers,
-            lambda,
-            true,
-            Some(&mut reconstruction),
-        )?;
+        let probe = walk_with(job, layers, lambda, true, Some(&mut reconstruction))?;
         Ok(Trial {
             lambda,
             psnr: decoded_psnr(source, &reconstruction),

@@ -94,15 +94,18 @@ impl RdState {
     }
 
     /// A chooser for one batch of tiles of `width × height` padded pixels.
+    /// `weights` (`[B, height, width]`), if given, scale each pixel's squared error.
     pub fn batch<'a>(
         &'a mut self,
         targets: &'a [Tensor],
+        weights: Option<&'a [f32]>,
         width: usize,
         height: usize,
     ) -> RdChooser<'a> {
         RdChooser {
             state: self,
             targets,
+            weights,
             prev: Vec::new(),
             tile_side: (width, height),
         }
@@ -136,6 +139,8 @@ impl RdState {
 pub struct RdChooser<'a> {
     state: &'a mut RdState,
     targets: &'a [Tensor],
+    /// Per-pixel error weights of the batch, `[B, h, w]` in padded image pixels.
+    weights: Option<&'a [f32]>,
     /// The previous layer's symbols of this batch, `[B·cells]`.
     prev: Vec<u32>,
     /// Padded tile size in image pixels.
@@ -151,11 +156,53 @@ impl RdChooser<'_> {
             side,
         }
     }
+
+    /// The mean pixel weight of every cell of `grid`, `[B·cells]`.
+    fn cell_weights(&self, weights: &[f32], grid: CellGrid, batch: usize) -> Vec<f32> {
+        let (w, h) = self.tile_side;
+        let side = grid.side;
+        let mut out = Vec::with_capacity(batch * grid.len());
+        for b in 0..batch {
+            let plane = &weights[b * w * h..(b + 1) * w * h];
+            for cy in 0..grid.rows {
+                for cx in 0..grid.cols {
+                    let sum: f32 = (cy * side..(cy + 1) * side)
+                        .map(|y| plane[y * w + cx * side..][..side].iter().sum::<f32>())
+                        .sum();
+                    out.push(sum / (side * side) as f32);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Scales every cell's distances, `[B, K, cells]` and `[B, cells]`, by its weight
+/// (`[B·cells]`).
+fn weigh(dist: &mut [f32], keep_dist: &mut [f32], cell_weights: &[f32], batch: usize) {
+    let cells = keep_dist.len() / batch;
+    let k = dist.len() / keep_dist.len();
+    keep_dist
+        .iter_mut()
+        .zip(cell_weights)
+        .for_each(|(d, w)| *d *= w);
+    for (row, chunk) in dist.chunks_mut(cells).enumerate() {
+        let b = row / k;
+        chunk
+            .iter_mut()
+            .zip(&cell_weights[b * cells..(b + 1) * cells])
+            .for_each(|(d, w)| *d *= w);
+    }
 }
 
 impl Chooser for RdChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
-        let (dist, keep_dist) = candidates.cell_and_keep_distances(&self.targets[layer])?;
+        let (mut dist, mut keep_dist) = candidates.cell_and_keep_distances(&self.targets[layer])?;
+        if let Some(weights) = self.weights {
+            let batch = candidates.shape.batch;
+            let cell_weights = self.cell_weights(weights, self.grid(layer), batch);
+            weigh(&mut dist, &mut keep_dist, &cell_weights, batch);
+        }
         let choice = LayerChoice {
             spec: self.state.schedule[layer],
             grid: self.grid(layer),

@@ -2,7 +2,7 @@
 //! (codec-spec.md §5).
 
 use candle_core::{Device, Tensor};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 use crate::bitstream::Tile;
 use crate::error::Result;
@@ -66,6 +66,23 @@ pub fn tile_batch(image: &RgbImage, tiles: &[Tile], device: &Device) -> Result<T
         (tiles.len(), 3, ph as usize, pw as usize),
         device,
     )?)
+}
+
+/// Per-pixel weights `[B, h', w']` of a batch of tiles, padded by edge replication as
+/// [`tile_batch`] pads the pixels: `1 + (gain − 1) · v / 255` for mask value `v`.
+pub fn weight_batch(mask: &GrayImage, tiles: &[Tile], gain: f32) -> Vec<f32> {
+    let (pw, ph) = (tiles[0].padded_width, tiles[0].padded_height);
+    let mut out = Vec::with_capacity(tiles.len() * (pw * ph) as usize);
+    for t in tiles {
+        for y in 0..ph {
+            let sy = t.y + y.min(t.height - 1);
+            for x in 0..pw {
+                let v = mask.get_pixel(t.x + x.min(t.width - 1), sy)[0] as f32;
+                out.push(1.0 + (gain - 1.0) * v / 255.0);
+            }
+        }
+    }
+    out
 }
 
 /// Writes a decoded batch `[B,3,h',w']` into `image`, whose first row is image row

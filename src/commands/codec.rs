@@ -8,8 +8,9 @@ use crate::bitstream::DdnFile;
 use crate::codec::{self, Decoded, EncodeOptions, Rate};
 use crate::error::Result;
 use crate::io::{
-    check_output, check_pixels, decode_image_within, default_output, is_stdio, output_format,
-    read_input, save_image, streams_rows, write_output, write_output_with, write_rows,
+    check_output, check_pixels, decode_image, decode_image_within, default_output, is_stdio,
+    output_format, read_input, save_image, streams_rows, write_output, write_output_with,
+    write_rows,
 };
 use crate::model::Model;
 
@@ -44,6 +45,11 @@ pub struct CompressOptions {
     /// scale) + LAMBDA × bits. Larger is smaller and coarser; 0 is the best the model can do.
     #[arg(long, group = "rate")]
     pub lambda: Option<f64>,
+    /// Region of interest: a grey mask of any size, scaled to the image, white where the
+    /// image matters most. Errors under white count 8 times those under black, so at the
+    /// same size a face or text stays sharper and the background gives up bits.
+    #[arg(long, value_name = "MASK")]
+    pub roi: Option<PathBuf>,
     /// Print the file's size, bpp and decoded PSNR on stderr.
     #[arg(long)]
     pub report: bool,
@@ -93,8 +99,14 @@ fn output_path(input: &Path, output: &Option<PathBuf>, extension: &str) -> PathB
 
 pub fn compress(opts: &CompressOptions) -> Result<()> {
     let output = output_path(&opts.input, &opts.output, "ddn");
-    check_output(&[&opts.input], &output, opts.force)?;
+    let mut inputs = vec![opts.input.as_path()];
+    inputs.extend(opts.roi.as_deref());
+    check_output(&inputs, &output, opts.force)?;
     let source = decode_image_within(&read_input(&opts.input)?, opts.max_pixels)?;
+    let roi = match &opts.roi {
+        Some(path) => Some(decode_image(&read_input(path)?)?.luma()),
+        None => None,
+    };
     let model = opts.model.load()?;
     let rate = match (opts.bpp, opts.quality, opts.psnr, opts.layers, opts.lambda) {
         (Some(b), ..) => Rate::Bpp(b),
@@ -104,14 +116,14 @@ pub fn compress(opts: &CompressOptions) -> Result<()> {
         (.., Some(l)) => Rate::Lambda(l),
         (None, None, None, None, None) => Rate::BppOrSmallest(codec::DEFAULT_BPP),
     };
-    let bytes = codec::encode(
-        &model,
-        &source,
-        EncodeOptions {
-            rate,
-            tile: opts.tile,
-        },
-    )?;
+    let encode_options = EncodeOptions {
+        rate,
+        tile: opts.tile,
+    };
+    let bytes = match &roi {
+        Some(mask) => codec::encode_with_roi(&model, &source, encode_options, mask)?,
+        None => codec::encode(&model, &source, encode_options)?,
+    };
     write_output(&output, opts.force, &bytes)?;
     if opts.report {
         let decoded = codec::decode(&model, &bytes, None)?;
