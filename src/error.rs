@@ -66,6 +66,8 @@ pub enum Error {
     OutputExists(PathBuf),
     #[error("invalid model: {0}")]
     InvalidModel(String),
+    #[error("{failed} of {total} files failed")]
+    SomeFilesFailed { failed: usize, total: usize },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("tensor error: {0}")]

@@ -13,7 +13,9 @@ fn masked_psnr(a: &RgbImage, b: &RgbImage, inside: impl Fn(u32, u32) -> bool) ->
     for (x, y, p) in a.enumerate_pixels() {
         if inside(x, y) {
             let q = b.get_pixel(x, y);
-            sum += (0..3).map(|c| (p[c] as f64 - q[c] as f64).powi(2)).sum::<f64>();
+            sum += (0..3)
+                .map(|c| (p[c] as f64 - q[c] as f64).powi(2))
+                .sum::<f64>();
             n += 3.0;
         }
     }
@@ -30,7 +32,11 @@ fn the_region_is_sharper_than_in_a_plain_encode_of_the_same_size() {
     };
     // The mask is a quarter of the image's size: white over the middle of the image.
     let mask = GrayImage::from_fn(32, 24, |x, y| {
-        Luma([if (8..24).contains(&x) && (6..18).contains(&y) { 255 } else { 0 }])
+        Luma([if (8..24).contains(&x) && (6..18).contains(&y) {
+            255
+        } else {
+            0
+        }])
     });
     let inside = |x: u32, y: u32| (32..96).contains(&x) && (24..72).contains(&y);
     let opts = EncodeOptions {

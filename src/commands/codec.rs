@@ -6,7 +6,11 @@ use image::ImageFormat;
 
 use crate::bitstream::DdnFile;
 use crate::codec::{self, Decoded, EncodeOptions, Rate};
-use crate::error::Result;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::bitstream::ModelId;
+use crate::error::{Error, Result};
 use crate::io::{
     check_output, check_pixels, decode_image, decode_image_within, default_output, is_stdio,
     output_format, read_input, save_image, streams_rows, write_output, write_output_with,
@@ -14,16 +18,22 @@ use crate::io::{
 };
 use crate::model::Model;
 
+use super::batch::{self, BatchArgs, Input};
 use super::device::ModelArgs;
 use crate::bitstream::header::MAX_PIXELS;
 
 #[derive(Debug, clap::Args)]
 pub struct CompressOptions {
-    /// The image: PNG, JPEG, PPM/PGM, BMP, TIFF, WebP, GIF, TGA, QOI (`-` reads stdin).
-    pub input: PathBuf,
-    /// The .ddn file to write (default: the input's name with .ddn; stdout for stdin input).
+    /// Images: PNG, JPEG, PPM/PGM, BMP, TIFF, WebP, GIF, TGA, QOI (`-` reads stdin), or
+    /// directories of them with --recursive.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The .ddn file to write, for one input (default: the input's name with .ddn;
+    /// stdout for stdin input).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Target rate in bits per pixel, header included: the best file that fits.
     /// With no rate option at all: 0.25, or the smallest possible file for images too
     /// small to fit that.
@@ -69,12 +79,15 @@ pub struct CompressOptions {
 
 #[derive(Debug, clap::Args)]
 pub struct DecompressOptions {
-    /// The .ddn file (`-` reads stdin).
-    pub input: PathBuf,
-    /// The image to write; its extension picks the format (default: the input's name with
-    /// .png; stdout for stdin input).
+    /// .ddn files (`-` reads stdin), or directories of them with --recursive.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The image to write, for one input; its extension picks the format (default: the
+    /// input's name with .png; stdout for stdin input).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Decode only the first N layers (a coarser image).
     #[arg(long)]
     pub layers: Option<usize>,
@@ -97,17 +110,61 @@ fn output_path(input: &Path, output: &Option<PathBuf>, extension: &str) -> PathB
     }
 }
 
+/// The inputs as files, and whether they are one file with an output of its own
+/// (`-o`, or next to it) rather than a batch.
+fn plan(
+    inputs: &[PathBuf],
+    output: &Option<PathBuf>,
+    batch: &BatchArgs,
+    wanted: fn(&Path) -> bool,
+) -> Result<(Vec<Input>, bool)> {
+    let files = batch::expand(inputs, batch.recursive, wanted)?;
+    let single = inputs.len() == 1 && !inputs[0].is_dir() && batch.out_dir.is_none();
+    if !single && output.is_some() {
+        return Err(Error::InvalidArgument(
+            "-o/--output names the output of one input; with several, use --out-dir".into(),
+        ));
+    }
+    Ok((files, single))
+}
+
+fn bits_per_pixel(bytes: usize, width: u32, height: u32) -> f64 {
+    bytes as f64 * 8.0 / (width as f64 * height as f64)
+}
+
 pub fn compress(opts: &CompressOptions) -> Result<()> {
-    let output = output_path(&opts.input, &opts.output, "ddn");
-    let mut inputs = vec![opts.input.as_path()];
-    inputs.extend(opts.roi.as_deref());
-    check_output(&inputs, &output, opts.force)?;
-    let source = decode_image_within(&read_input(&opts.input)?, opts.max_pixels)?;
+    let (files, single) = plan(&opts.inputs, &opts.output, &opts.batch, is_image_path)?;
     let roi = match &opts.roi {
         Some(path) => Some(decode_image(&read_input(path)?)?.luma()),
         None => None,
     };
     let model = opts.model.load()?;
+    let compress = |input: &Input, output: &Path| {
+        compress_one(&model, opts, roi.as_ref(), &input.path, output)
+    };
+    if single {
+        let output = output_path(&files[0].path, &opts.output, "ddn");
+        return compress(&files[0], &output).map(|_| ());
+    }
+    let out_dir = opts.batch.out_dir.as_deref();
+    batch::run(&files, opts.batch.jobs, |input| {
+        compress(input, &batch::output_for(input, out_dir, "ddn"))
+    })
+}
+
+/// Compresses one image; returns the file's bits per pixel.
+fn compress_one(
+    model: &Model,
+    opts: &CompressOptions,
+    roi: Option<&image::GrayImage>,
+    input: &Path,
+    output: &Path,
+) -> Result<f64> {
+    let mut inputs = vec![input];
+    inputs.extend(opts.roi.as_deref());
+    create_parent(output, opts.batch.out_dir.is_some())?;
+    check_output(&inputs, output, opts.force)?;
+    let source = decode_image_within(&read_input(input)?, opts.max_pixels)?;
     let rate = match (opts.bpp, opts.quality, opts.psnr, opts.layers, opts.lambda) {
         (Some(b), ..) => Rate::Bpp(b),
         (_, Some(q), ..) => Rate::Quality(q),
@@ -120,50 +177,122 @@ pub fn compress(opts: &CompressOptions) -> Result<()> {
         rate,
         tile: opts.tile,
     };
-    let bytes = match &roi {
-        Some(mask) => codec::encode_with_roi(&model, &source, encode_options, mask)?,
-        None => codec::encode(&model, &source, encode_options)?,
+    let bytes = match roi {
+        Some(mask) => codec::encode_with_roi(model, &source, encode_options, mask)?,
+        None => codec::encode(model, &source, encode_options)?,
     };
-    write_output(&output, opts.force, &bytes)?;
+    write_output(output, opts.force, &bytes)?;
+    let (w, h) = source.rgb.dimensions();
+    let bpp = bits_per_pixel(bytes.len(), w, h);
     if opts.report {
-        let decoded = codec::decode(&model, &bytes, None)?;
-        let (w, h) = source.rgb.dimensions();
+        let decoded = codec::decode(model, &bytes, None)?;
         eprintln!(
-            "ddn: {}: {} bytes, {:.4} bpp, PSNR {:.2} dB",
-            opts.input.display(),
+            "ddn: {}: {} bytes, {bpp:.4} bpp, PSNR {:.2} dB",
+            input.display(),
             bytes.len(),
-            bytes.len() as f64 * 8.0 / (w as f64 * h as f64),
             codec::quality::decoded_psnr(&source, &decoded.image.to_rgb8())
         );
     }
     if source.had_alpha {
-        eprintln!("ddn: warning: the alpha channel is not coded and was dropped");
+        eprintln!(
+            "ddn: warning: {}: the alpha channel is not coded and was dropped",
+            input.display()
+        );
     }
-    Ok(())
+    Ok(bpp)
+}
+
+/// Makes the folders of a batch output under `--out-dir`.
+fn create_parent(output: &Path, under_out_dir: bool) -> Result<()> {
+    match output.parent() {
+        Some(dir) if under_out_dir && !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub fn decompress(opts: &DecompressOptions) -> Result<()> {
-    let output = output_path(&opts.input, &opts.output, "png");
-    check_output(&[&opts.input], &output, opts.force)?;
+    let (files, single) = plan(&opts.inputs, &opts.output, &opts.batch, is_ddn_path)?;
+    let models = ModelCache::new(&opts.model);
+    let decompress =
+        |input: &Input, output: &Path| decompress_one(&models, opts, &input.path, output);
+    if single {
+        let output = output_path(&files[0].path, &opts.output, "png");
+        return decompress(&files[0], &output).map(|_| ());
+    }
+    let out_dir = opts.batch.out_dir.as_deref();
+    batch::run(&files, opts.batch.jobs, |input| {
+        decompress(input, &batch::output_for(input, out_dir, "png"))
+    })
+}
+
+/// Decompresses one file; returns its bits per pixel.
+fn decompress_one(
+    models: &ModelCache,
+    opts: &DecompressOptions,
+    input: &Path,
+    output: &Path,
+) -> Result<f64> {
+    create_parent(output, opts.batch.out_dir.is_some())?;
+    check_output(&[input], output, opts.force)?;
     // The file is checked before the model is loaded: a bad input fails fast.
-    let file = crate::bitstream::read_file(&read_input(&opts.input)?)?;
-    check_pixels(file.header.width, file.header.height, opts.max_pixels)?;
-    let model = opts.model.load_for(file.header.model_id)?;
-    let format = output_format(&output);
+    let bytes = read_input(input)?;
+    let file = crate::bitstream::read_file(&bytes)?;
+    let (w, h) = (file.header.width, file.header.height);
+    check_pixels(w, h, opts.max_pixels)?;
+    let model = models.get(file.header.model_id)?;
+    let format = output_format(output);
     let decoded = if streams_rows(format) {
-        decode_streaming(&model, &file, opts.layers, &output, format, opts.force)?
+        decode_streaming(&model, &file, opts.layers, output, format, opts.force)?
     } else {
         let decoded = codec::decode_file(&model, &file, opts.layers)?;
-        save_image(&output, opts.force, &decoded.image)?;
+        save_image(output, opts.force, &decoded.image)?;
         decoded
     };
     if let Some(t) = decoded.truncation {
         eprintln!(
-            "ddn: warning: truncated file: decoded {} of {} layers; the payload could not be verified",
-            decoded.layers_decoded, t.coded
+            "ddn: warning: {}: truncated file: decoded {} of {} layers; the payload could not be verified",
+            input.display(),
+            decoded.layers_decoded,
+            t.coded
         );
     }
-    Ok(())
+    Ok(bits_per_pixel(bytes.len(), w, h))
+}
+
+/// The models a batch of files needs, each loaded once, by model id.
+struct ModelCache<'a> {
+    args: &'a ModelArgs,
+    loaded: Mutex<HashMap<ModelId, Arc<Model>>>,
+}
+
+impl<'a> ModelCache<'a> {
+    fn new(args: &'a ModelArgs) -> Self {
+        ModelCache {
+            args,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, id: ModelId) -> Result<Arc<Model>> {
+        let mut loaded = self.loaded.lock().expect("no panic while loading");
+        if let Some(model) = loaded.get(&id) {
+            return Ok(model.clone());
+        }
+        let model = Arc::new(self.args.load_for(id)?);
+        loaded.insert(id, model.clone());
+        Ok(model)
+    }
+}
+
+fn is_image_path(path: &Path) -> bool {
+    ImageFormat::from_path(path).is_ok_and(|f| f.reading_enabled())
+}
+
+fn is_ddn_path(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("ddn"))
 }
 
 /// Decodes band by band straight into the output image (PNG, PPM/PGM, TGA): memory

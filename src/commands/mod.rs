@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use crate::error::Result;
 
+pub mod batch;
 pub mod codec;
 pub mod device;
 pub mod eval;
