@@ -47,8 +47,9 @@ fn ddn_files(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn samples_decode_to_their_pngs() {
-    let files = ddn_files("samples");
-    assert!(files.len() >= 6, "{files:?}");
+    let mut files = ddn_files("samples");
+    files.extend(ddn_files("samples/roi"));
+    assert!(files.len() >= 8, "{files:?}");
     files.iter().for_each(|f| decodes_to_its_png(f));
 }
 
