@@ -233,7 +233,7 @@ fn limits_for(width: u32, height: u32) -> Limits {
     limits
 }
 
-fn source_from(image: DynamicImage) -> SourceImage {
+pub(crate) fn source_from(image: DynamicImage) -> SourceImage {
     let color = image.color();
     let grey = !color.has_color();
     SourceImage {
