@@ -41,13 +41,19 @@ impl Codec {
     /// A codec with the newest built-in model; it decodes files made with any model
     /// `ddn` has shipped.
     pub fn new() -> Result<Self> {
-        Ok(Self::with_model(shipped::newest().load(&Device::Cpu)?, true))
+        Ok(Self::with_model(
+            shipped::newest().load(&Device::Cpu)?,
+            true,
+        ))
     }
 
     /// A codec with the model in a model file (safetensors); it decodes only files made
     /// with that model.
     pub fn from_model_file(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::with_model(Model::load(path.as_ref(), &Device::Cpu)?, false))
+        Ok(Self::with_model(
+            Model::load(path.as_ref(), &Device::Cpu)?,
+            false,
+        ))
     }
 
     fn with_model(model: Model, built_in: bool) -> Self {
@@ -78,7 +84,10 @@ impl Codec {
     }
 
     fn model_for(&self, id: ModelId) -> Result<Arc<Model>> {
-        let mut decoders = self.decoders.lock().expect("no panic while loading a model");
+        let mut decoders = self
+            .decoders
+            .lock()
+            .expect("no panic while loading a model");
         if let Some(model) = decoders.get(&id) {
             return Ok(model.clone());
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::io::{default_output, is_stdio};
 
 /// The options every many-file command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,6 +78,55 @@ pub fn output_for(input: &Input, out_dir: Option<&Path>, extension: &str) -> Pat
     match out_dir {
         Some(dir) => dir.join(&input.relative).with_extension(extension),
         None => input.path.with_extension(extension),
+    }
+}
+
+/// What a many-file command will do: its input files, and whether they are one file with
+/// an output of its own (`-o`, or next to it) rather than a batch.
+pub struct Plan {
+    files: Vec<Input>,
+    single: bool,
+}
+
+impl Plan {
+    pub fn new(
+        inputs: &[PathBuf],
+        output: &Option<PathBuf>,
+        batch: &BatchArgs,
+        wanted: fn(&Path) -> bool,
+    ) -> Result<Self> {
+        let files = expand(inputs, batch.recursive, wanted)?;
+        let single = inputs.len() == 1 && !inputs[0].is_dir() && batch.out_dir.is_none();
+        if !single && output.is_some() {
+            return Err(Error::InvalidArgument(
+                "-o/--output names the output of one input; with several, use --out-dir".into(),
+            ));
+        }
+        Ok(Plan { files, single })
+    }
+
+    /// Runs `work(input, output)` on the one file, whose output is `output` or next to
+    /// it with `extension` (stdout for stdin); or on every file as a batch ([`run`]).
+    pub fn run(
+        &self,
+        output: &Option<PathBuf>,
+        batch: &BatchArgs,
+        extension: &str,
+        work: impl Fn(&Path, &Path) -> Result<f64> + Sync,
+    ) -> Result<()> {
+        if self.single {
+            let input = &self.files[0].path;
+            let output = match output {
+                Some(p) => p.clone(),
+                None if is_stdio(input) => PathBuf::from("-"),
+                None => default_output(input, extension),
+            };
+            return work(input, &output).map(|_| ());
+        }
+        let out_dir = batch.out_dir.as_deref();
+        run(&self.files, batch.jobs, |input| {
+            work(&input.path, &output_for(input, out_dir, extension))
+        })
     }
 }
 

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use crate::bitstream::ModelId;
 use crate::error::{Error, Result};
 use crate::io::{
-    check_output, check_pixels, decode_image, decode_image_within, default_output, is_stdio,
-    output_format, read_input, save_image, streams_rows, write_output, write_output_with,
-    write_rows,
+    check_output, check_pixels, decode_image, decode_image_within, output_format, read_input,
+    save_image, streams_rows, write_output, write_output_with, write_rows,
 };
 use crate::model::Model;
 
-use super::batch::{self, BatchArgs, Input};
+use super::batch::{BatchArgs, Plan};
 use super::device::ModelArgs;
 use crate::bitstream::header::MAX_PIXELS;
 
@@ -102,53 +101,19 @@ pub struct DecompressOptions {
     pub model: ModelArgs,
 }
 
-fn output_path(input: &Path, output: &Option<PathBuf>, extension: &str) -> PathBuf {
-    match output {
-        Some(p) => p.clone(),
-        None if is_stdio(input) => PathBuf::from("-"),
-        None => default_output(input, extension),
-    }
-}
-
-/// The inputs as files, and whether they are one file with an output of its own
-/// (`-o`, or next to it) rather than a batch.
-fn plan(
-    inputs: &[PathBuf],
-    output: &Option<PathBuf>,
-    batch: &BatchArgs,
-    wanted: fn(&Path) -> bool,
-) -> Result<(Vec<Input>, bool)> {
-    let files = batch::expand(inputs, batch.recursive, wanted)?;
-    let single = inputs.len() == 1 && !inputs[0].is_dir() && batch.out_dir.is_none();
-    if !single && output.is_some() {
-        return Err(Error::InvalidArgument(
-            "-o/--output names the output of one input; with several, use --out-dir".into(),
-        ));
-    }
-    Ok((files, single))
-}
-
 fn bits_per_pixel(bytes: usize, width: u32, height: u32) -> f64 {
     bytes as f64 * 8.0 / (width as f64 * height as f64)
 }
 
 pub fn compress(opts: &CompressOptions) -> Result<()> {
-    let (files, single) = plan(&opts.inputs, &opts.output, &opts.batch, is_image_path)?;
+    let plan = Plan::new(&opts.inputs, &opts.output, &opts.batch, is_image_path)?;
     let roi = match &opts.roi {
         Some(path) => Some(decode_image(&read_input(path)?)?.luma()),
         None => None,
     };
     let model = opts.model.load()?;
-    let compress = |input: &Input, output: &Path| {
-        compress_one(&model, opts, roi.as_ref(), &input.path, output)
-    };
-    if single {
-        let output = output_path(&files[0].path, &opts.output, "ddn");
-        return compress(&files[0], &output).map(|_| ());
-    }
-    let out_dir = opts.batch.out_dir.as_deref();
-    batch::run(&files, opts.batch.jobs, |input| {
-        compress(input, &batch::output_for(input, out_dir, "ddn"))
+    plan.run(&opts.output, &opts.batch, "ddn", |input, output| {
+        compress_one(&model, opts, roi.as_ref(), input, output)
     })
 }
 
@@ -213,17 +178,10 @@ fn create_parent(output: &Path, under_out_dir: bool) -> Result<()> {
 }
 
 pub fn decompress(opts: &DecompressOptions) -> Result<()> {
-    let (files, single) = plan(&opts.inputs, &opts.output, &opts.batch, is_ddn_path)?;
+    let plan = Plan::new(&opts.inputs, &opts.output, &opts.batch, is_ddn_path)?;
     let models = ModelCache::new(&opts.model);
-    let decompress =
-        |input: &Input, output: &Path| decompress_one(&models, opts, &input.path, output);
-    if single {
-        let output = output_path(&files[0].path, &opts.output, "png");
-        return decompress(&files[0], &output).map(|_| ());
-    }
-    let out_dir = opts.batch.out_dir.as_deref();
-    batch::run(&files, opts.batch.jobs, |input| {
-        decompress(input, &batch::output_for(input, out_dir, "png"))
+    plan.run(&opts.output, &opts.batch, "png", |input, output| {
+        decompress_one(&models, opts, input, output)
     })
 }
 
