@@ -1,6 +1,6 @@
 //! The `ddn` command line: parses arguments and hands them to the library.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,7 +40,11 @@ fn argument_error_line(err: &clap::Error) -> String {
         .collect();
     let line = message.join(" ");
     let line = line.strip_prefix("error: ").unwrap_or(&line);
-    format!("{line} (see `ddn --help`)")
+    let help = match std::env::args().nth(1) {
+        Some(sub) if Cli::command().find_subcommand(&sub).is_some() => format!("ddn {sub} --help"),
+        _ => "ddn --help".to_string(),
+    };
+    format!("{line} (see `{help}`)")
 }
 
 /// mimalloc's `purge_delay` option (index 15 in its option enum).

@@ -15,10 +15,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (geometry, rest) = data.split_at(6);
-    let width = 1 + (geometry[0] as u32 | (geometry[1] as u32 & 1) << 8);
-    let height = 1 + (geometry[2] as u32 & 127);
+    // Small images: every run reads a whole layer, so a run costs its cell count.
+    let width = 1 + (geometry[0] as u32 & 127);
+    let height = 1 + (geometry[2] as u32 & 63);
     let k = 2 + (geometry[3] as u32 % 255);
-    let first = LayerSpec { k, scale_log2: geometry[4] % 3, cell_log2: 1 + (geometry[4] >> 4) % 2 };
+    let first = LayerSpec {
+        k: k ^ (geometry[1] as u32 & 1),
+        scale_log2: geometry[4] % 3,
+        cell_log2: 1 + (geometry[4] >> 4) % 2,
+    };
     let second = LayerSpec { k: 2 + (geometry[5] as u32 % 63), scale_log2: 0, cell_log2: 1 };
     let g = granule(&[first, second]);
     let tile = g * (1 + (geometry[5] as u32 >> 6));
