@@ -220,8 +220,11 @@ fn out_of_range_fields() {
         other => panic!("expected InvalidField, got {other}"),
     };
     assert_eq!(field(with_field(5, &[0x02])), "flags");
-    assert_eq!(field(with_field(6, &[1])), "reserved");
-    assert_eq!(field(with_field(23, &[1])), "reserved");
+    assert_eq!(field(with_field(6, &[1])), "reserved bytes 6-7");
+    assert_eq!(field(with_field(23, &[1])), "reserved byte 23");
+    // Each reserved field is reported with its own value, not merged with another.
+    let message = with_field(23, &[1]).to_string();
+    assert!(message.contains("reserved byte 23 = 1"), "{message}");
     assert_eq!(field(with_field(24, &[1, 0])), "K");
     assert_eq!(field(with_field(24, &[0x01, 0x10])), "K");
     assert_eq!(field(with_field(26, &[8])), "scale");

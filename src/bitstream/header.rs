@@ -218,8 +218,10 @@ impl Header {
             flags & !FLAG_GREY == 0,
             "reserved bits 0",
         )?;
-        let reserved = u16_at(bytes, 6) as u64 | (bytes[23] as u64) << 16;
-        check("reserved", reserved, reserved == 0, "0")?;
+        let reserved = u16_at(bytes, 6) as u64;
+        check("reserved bytes 6-7", reserved, reserved == 0, "0")?;
+        let reserved = bytes[23] as u64;
+        check("reserved byte 23", reserved, reserved == 0, "0")?;
         let entry = |l: usize| FIXED_HEADER_LEN + entry_len(version) * l;
         let layers = (0..n)
             .map(|l| LayerSpec {
