@@ -75,11 +75,15 @@ impl RateProbe for Probe {
         self.write(&self.per_tile)
     }
 
-    /// The file with the last layer chosen again at `lambda` (`None`: not possible here).
+    /// The file with the last layer that codes anything chosen again at `lambda` (the
+    /// layers after it keep every cell); `None`: not possible here.
     fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
-        let rechosen = self.rd.rechoose_last(lambda)?;
+        let last = (0..self.header.layers.len()).rev().find(|&l| {
+            let spec = &self.header.layers[l];
+            self.per_tile.iter().any(|t| !all_kept(&t[l], spec))
+        })?;
+        let rechosen = self.rd.rechoose(last, lambda)?;
         let mut per_tile = self.per_tile.clone();
-        let last = self.header.layers.len() - 1;
         for (batch, symbols) in self.batches.iter().zip(&rechosen) {
             let cells = symbols.len() / batch.len();
             for (b, &t) in batch.iter().enumerate() {
@@ -262,5 +266,36 @@ mod tests {
         let last = probe.header.layers.len() - 1;
         // At an enormous λ every cell of the last layer keeps, so the layer is trimmed.
         assert!(file.header.layers.len() <= last);
+    }
+
+    #[test]
+    fn a_walk_whose_last_layers_keep_chooses_its_last_coding_layer_again() {
+        let total = crate::model::ModelConfig::tiny().layer_count();
+        // A λ at which the network's last layer keeps everywhere but an earlier one codes.
+        let probe = [300.0, 1_000.0, 3_000.0, 10_000.0, 30_000.0]
+            .into_iter()
+            .map(tiny_walk)
+            .find(|p| {
+                let layers = bitstream::read_file(&p.file().unwrap())
+                    .unwrap()
+                    .header
+                    .layers
+                    .len();
+                (2..total).contains(&layers)
+            })
+            .expect("some λ trims the last layer");
+        let walked = probe.file().unwrap();
+        let richer = probe
+            .file_with_last_at(probe.lambda / 4.0)
+            .unwrap()
+            .unwrap();
+        assert!(
+            richer.len() > walked.len(),
+            "{} vs {}",
+            richer.len(),
+            walked.len()
+        );
+        let (model, _) = tiny_model_and_source(40, 24);
+        assert!(decode(&model, &richer, None).is_ok());
     }
 }

@@ -22,7 +22,8 @@ const TAIL_LAMBDA_RANGE: f64 = 3.0;
 pub(super) trait RateProbe {
     fn lambda(&self) -> f64;
     fn file(&self) -> Result<Vec<u8>>;
-    /// The file with only the last layer chosen again at `lambda`, if the walk allows.
+    /// The file with only its last coding layer chosen again at `lambda`, if the walk
+    /// allows.
     fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>>;
 }
 
@@ -30,7 +31,7 @@ pub(super) trait RateProbe {
 /// roughly as a power of it, so each probe interpolates log size against log λ between
 /// the tightest probes on either side of the budget, or extrapolates along the slope of
 /// the last two. A probe that lands near the budget is finished by choosing only its
-/// last layer again, which costs no network pass.
+/// last coding layer again, which costs no network pass.
 pub(super) fn fit_budget<P: RateProbe>(
     budget: usize,
     bpp: f64,

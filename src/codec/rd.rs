@@ -13,9 +13,9 @@ use crate::model::Chooser;
 /// Squared error is measured on the 8-bit scale; the network works on `v/255 − 0.5`.
 const EIGHT_BIT: f32 = 255.0 * 255.0;
 
-/// At most this many stored distances (floats) for re-choosing the last layer; larger
-/// images skip that fine rate step.
-const TAIL_FLOATS_MAX: usize = 1 << 26;
+/// At most this many stored distances (floats) for choosing a layer again; past it the
+/// earliest layers are dropped first, and the largest images skip that fine rate step.
+const STORED_FLOATS_MAX: usize = 1 << 26;
 
 /// What rate-distortion choices carry across the batches of one encode.
 pub struct RdState {
@@ -24,9 +24,11 @@ pub struct RdState {
     /// One adaptive model per layer, carried from batch to batch so that the estimates
     /// follow the coder's adaptation.
     models: Vec<LayerModel>,
-    /// The last layer's choice inputs of every batch, in walk order, so that it can be
-    /// chosen again at another λ without walking the network (`None`: too large).
-    tail: Option<Vec<LayerChoice>>,
+    /// Every layer's choice inputs of every batch, in walk order, so that a layer can be
+    /// chosen again at another λ without walking the network (`None`: dropped to stay
+    /// within [`STORED_FLOATS_MAX`]).
+    stored: Vec<Option<Vec<LayerChoice>>>,
+    stored_floats: usize,
 }
 
 /// Everything one layer's choices in one batch depend on, besides λ and the coder state.
@@ -89,7 +91,8 @@ impl RdState {
             schedule: schedule.to_vec(),
             lambda: lambda as f32,
             models: schedule.iter().map(|s| LayerModel::new(s.k)).collect(),
-            tail: Some(Vec::new()),
+            stored: schedule.iter().map(|_| Some(Vec::new())).collect(),
+            stored_floats: 0,
         }
     }
 
@@ -111,26 +114,42 @@ impl RdState {
         }
     }
 
-    /// The last layer's symbols chosen again at `lambda`, one vector per batch in walk
-    /// order; `None` when the walk did not reach the last layer or it was too large to keep.
-    pub fn rechoose_last(&self, lambda: f64) -> Option<Vec<Vec<u32>>> {
-        let tail = self.tail.as_ref().filter(|t| !t.is_empty())?;
-        let mut model = LayerModel::new(self.schedule.last()?.k);
+    /// Layer `layer`'s symbols chosen again at `lambda`, one vector per batch in walk
+    /// order; `None` when the walk did not reach that layer or its inputs were dropped.
+    pub fn rechoose(&self, layer: usize, lambda: f64) -> Option<Vec<Vec<u32>>> {
+        let choices = self.stored.get(layer)?.as_ref().filter(|c| !c.is_empty())?;
+        let mut model = LayerModel::new(self.schedule[layer].k);
         Some(
-            tail.iter()
+            choices
+                .iter()
                 .map(|c| c.choose(&mut model, lambda as f32))
                 .collect(),
         )
     }
 
-    fn keep_for_tail(&mut self, choice: LayerChoice) {
-        let stored: usize = self.tail.iter().flatten().map(|c| c.dist.len()).sum();
-        if stored + choice.dist.len() > TAIL_FLOATS_MAX {
-            self.tail = None;
+    fn store(&mut self, layer: usize, choice: LayerChoice) {
+        let floats = |c: &LayerChoice| c.dist.len() + c.keep_dist.len();
+        if self.stored[layer].is_none() {
+            return;
         }
-        if let Some(tail) = &mut self.tail {
-            tail.push(choice);
+        self.stored_floats += floats(&choice);
+        while self.stored_floats > STORED_FLOATS_MAX {
+            let Some(first) = self.stored.iter().position(Option::is_some) else {
+                return;
+            };
+            let dropped = self.stored[first]
+                .take()
+                .expect("positioned on a stored layer");
+            self.stored_floats -= dropped.iter().map(floats).sum::<usize>();
+            if first == layer {
+                self.stored_floats -= floats(&choice);
+                return;
+            }
         }
+        self.stored[layer]
+            .as_mut()
+            .expect("checked above")
+            .push(choice);
     }
 }
 
@@ -215,9 +234,7 @@ impl Chooser for RdChooser<'_> {
             batch: candidates.shape.batch,
         };
         let chosen = choice.choose(&mut self.state.models[layer], self.state.lambda);
-        if layer + 1 == self.state.schedule.len() {
-            self.state.keep_for_tail(choice);
-        }
+        self.state.store(layer, choice);
         self.prev = chosen.clone();
         Ok(chosen)
     }
