@@ -16,8 +16,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let (geometry, rest) = data.split_at(6);
     // Small images: every run reads a whole layer, so a run costs its cell count.
-    let width = 1 + (geometry[0] as u32 & 127);
-    let height = 1 + (geometry[2] as u32 & 63);
+    let width = 1 + (geometry[0] as u32 & 31);
+    let height = 1 + (geometry[2] as u32 & 31);
     let k = 2 + (geometry[3] as u32 % 255);
     let first = LayerSpec {
         k: k ^ (geometry[1] as u32 & 1),
