@@ -55,10 +55,10 @@ impl ModelConfig {
         }
     }
 
-    /// The default ladder (codec-design.md §8, ladder "A", grown to eight full-resolution
-    /// layers): cheap coarse levels with many layers, full-resolution layers for detail,
-    /// which rate-distortion choices leave mostly kept at low rates. The last three have
-    /// 4×4-pixel cells instead of 8×8, for the detail that high rates pay for.
+    /// The default ladder (model v4): cheap coarse levels with many layers, then eleven
+    /// full-resolution layers for detail, which rate-distortion choices leave mostly kept
+    /// at low rates: five with 8×8-pixel cells, three with 4×4 and three with 2×2, for the
+    /// detail that high rates pay for.
     pub fn default_codec() -> Self {
         let mut config = Self::ladder(&[
             (4, 0, 64, 2, 64, 1),
@@ -68,12 +68,9 @@ impl ModelConfig {
             (0, 1, 48, 5, 64, 3),
         ]);
         let finest = config.levels.last_mut().expect("the ladder has levels");
-        finest.layers.extend(
-            [LayerConfig {
-                k: 64,
-                cell_log2: 2,
-            }; 3],
-        );
+        for cell_log2 in [2, 1] {
+            finest.layers.extend([LayerConfig { k: 64, cell_log2 }; 3]);
+        }
         config
     }
 

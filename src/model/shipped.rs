@@ -22,10 +22,16 @@ pub struct ShippedModel {
 }
 
 /// Oldest first; the last is the default for encoding. Never remove an entry.
-pub const SHIPPED: &[ShippedModel] = &[ShippedModel {
-    version: "v3",
-    bytes: include_bytes!("../../models/v3.safetensors"),
-}];
+pub const SHIPPED: &[ShippedModel] = &[
+    ShippedModel {
+        version: "v3",
+        bytes: include_bytes!("../../models/v3.safetensors"),
+    },
+    ShippedModel {
+        version: "v4",
+        bytes: include_bytes!("../../models/v4.safetensors"),
+    },
+];
 
 impl ShippedModel {
     /// The model id files made with this model carry (computed once per process).
@@ -68,5 +74,11 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), SHIPPED.len());
         assert!(find(ModelId([0; 8])).is_none());
+    }
+
+    #[test]
+    fn the_default_ladder_is_the_newest_shipped_models() {
+        let config = super::super::read_config(newest().bytes).unwrap();
+        assert_eq!(config, super::super::ModelConfig::default_codec());
     }
 }
