@@ -17,9 +17,9 @@ pub mod train;
 /// Every subcommand of `ddn`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compress an image into a .ddn file.
+    /// Compress images into .ddn files (one, several, or directories with -r).
     Compress(codec::CompressOptions),
-    /// Decompress a .ddn file into an image (PNG unless the output's extension says otherwise).
+    /// Decompress .ddn files into images (PNG unless the output's extension says otherwise).
     Decompress(codec::DecompressOptions),
     /// Show every header field of a .ddn file.
     Info(info::InfoOptions),
