@@ -1,9 +1,8 @@
 //! The few lines most users need: a [`Codec`] built from the model inside the crate,
 //! `compress` from an [`image::DynamicImage`] to `.ddn` bytes and `decompress` back.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::Device;
 use image::DynamicImage;
@@ -11,7 +10,7 @@ use image::DynamicImage;
 use crate::bitstream::{read_file, ModelId};
 use crate::codec::{self, EncodeOptions, Rate};
 use crate::error::{Error, Result};
-use crate::model::{shipped, Model};
+use crate::model::{shipped, Model, ModelCache};
 
 /// Compresses images into `.ddn` files and decompresses them, on the CPU.
 ///
@@ -32,7 +31,7 @@ pub struct Codec {
     /// The model new files are made with.
     encoder: Arc<Model>,
     /// Models loaded to decode files, by id; built-in ones are loaded when first needed.
-    decoders: Mutex<HashMap<ModelId, Arc<Model>>>,
+    decoders: ModelCache,
     /// Whether files of other ids may be decoded with the built-in models.
     built_in: bool,
 }
@@ -57,11 +56,13 @@ impl Codec {
     }
 
     fn with_model(model: Model, built_in: bool) -> Self {
-        let model = Arc::new(model);
-        let decoders = HashMap::from([(model.id, model.clone())]);
+        let decoders = ModelCache::default();
+        let encoder = decoders
+            .get_or_load(model.id, || Ok(model))
+            .expect("loading an already loaded model cannot fail");
         Codec {
-            encoder: model,
-            decoders: Mutex::new(decoders),
+            encoder,
+            decoders,
             built_in,
         }
     }
@@ -84,16 +85,9 @@ impl Codec {
     }
 
     fn model_for(&self, id: ModelId) -> Result<Arc<Model>> {
-        let mut decoders = self
-            .decoders
-            .lock()
-            .expect("no panic while loading a model");
-        if let Some(model) = decoders.get(&id) {
-            return Ok(model.clone());
-        }
-        let found = shipped::find(id).filter(|_| self.built_in);
-        let model = Arc::new(found.ok_or(Error::UnknownModel(id))?.load(&Device::Cpu)?);
-        decoders.insert(id, model.clone());
-        Ok(model)
+        self.decoders.get_or_load(id, || {
+            let found = shipped::find(id).filter(|_| self.built_in);
+            found.ok_or(Error::UnknownModel(id))?.load(&Device::Cpu)
+        })
     }
 }

@@ -53,7 +53,7 @@ pub fn decode_file(model: &Model, file: &DdnFile, max_layers: Option<usize>) -> 
     } else {
         DynamicImage::ImageRgb8(RgbImage::new(width, height))
     };
-    let decoded = decode_bands(model, file, max_layers, |band| {
+    let replayed = decode_bands(model, file, max_layers, |band| {
         match &mut image {
             DynamicImage::ImageLuma8(grey) => {
                 image::imageops::replace(grey, &band.luma(), 0, band.y as i64)
@@ -65,7 +65,19 @@ pub fn decode_file(model: &Model, file: &DdnFile, max_layers: Option<usize>) -> 
         }
         Ok(())
     })?;
-    Ok(Decoded { image, ..decoded })
+    Ok(Decoded {
+        image,
+        truncation: replayed.truncation,
+        layers_decoded: replayed.layers_decoded,
+    })
+}
+
+/// What a band-by-band decode replayed, besides the pixels it handed over.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed {
+    /// The file ended early (codec-spec.md §9).
+    pub truncation: Option<Truncation>,
+    pub layers_decoded: usize,
 }
 
 /// Rows `y..y + rgb.height()` of a decoded image, the full width.
@@ -82,14 +94,13 @@ impl Band {
 }
 
 /// Decodes `file` band by band, top to bottom, handing each band of tile rows to `sink`
-/// as soon as it is done, so that memory holds one band and not the image. The returned
-/// [`Decoded`] carries an empty image.
+/// as soon as it is done, so that memory holds one band and not the image.
 pub fn decode_bands(
     model: &Model,
     file: &DdnFile,
     max_layers: Option<usize>,
     mut sink: impl FnMut(Band) -> Result<()>,
-) -> Result<Decoded> {
+) -> Result<Replayed> {
     check_model(model, &file.header)?;
     let header = &file.header;
     let coded = header.layers.len();
@@ -130,8 +141,7 @@ pub fn decode_bands(
         }
         sink(Band { y: top, rgb })?;
     }
-    Ok(Decoded {
-        image: DynamicImage::new_rgb8(0, 0),
+    Ok(Replayed {
         truncation: file.truncation,
         layers_decoded: n,
     })

@@ -20,7 +20,7 @@ use crate::io::SourceImage;
 use crate::model::ddl::{self, Candidates};
 use crate::model::{Chooser, Model};
 
-pub use decoder::{check_model, decode, decode_bands, decode_file, Band, Decoded};
+pub use decoder::{check_model, decode, decode_bands, decode_file, Band, Decoded, Replayed};
 use encoder::{encode_at, smallest_file, walk_at, Job};
 use rate_control::fit_budget;
 

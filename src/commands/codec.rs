@@ -5,17 +5,13 @@ use std::path::{Path, PathBuf};
 use image::ImageFormat;
 
 use crate::bitstream::DdnFile;
-use crate::codec::{self, Decoded, EncodeOptions, Rate};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use crate::bitstream::ModelId;
+use crate::codec::{self, EncodeOptions, Rate, Replayed};
 use crate::error::{Error, Result};
 use crate::io::{
     check_output, check_pixels, decode_image, decode_image_within, output_format, read_input,
     save_image, streams_rows, write_output, write_output_with, write_rows,
 };
-use crate::model::Model;
+use crate::model::{Model, ModelCache};
 
 use super::batch::{BatchArgs, Plan};
 use super::device::ModelArgs;
@@ -179,7 +175,7 @@ fn create_parent(output: &Path, under_out_dir: bool) -> Result<()> {
 
 pub fn decompress(opts: &DecompressOptions) -> Result<()> {
     let plan = Plan::new(&opts.inputs, &opts.output, &opts.batch, is_ddn_path)?;
-    let models = ModelCache::new(&opts.model);
+    let models = ModelCache::default();
     plan.run(&opts.output, &opts.batch, "png", |input, output| {
         decompress_one(&models, opts, input, output)
     })
@@ -199,14 +195,18 @@ fn decompress_one(
     let file = crate::bitstream::read_file(&bytes)?;
     let (w, h) = (file.header.width, file.header.height);
     check_pixels(w, h, opts.max_pixels)?;
-    let model = models.get(file.header.model_id)?;
+    let id = file.header.model_id;
+    let model = models.get_or_load(id, || opts.model.load_for(id))?;
     let format = output_format(output);
     let decoded = if streams_rows(format) {
         decode_streaming(&model, &file, opts.layers, output, format, opts.force)?
     } else {
         let decoded = codec::decode_file(&model, &file, opts.layers)?;
         save_image(output, opts.force, &decoded.image)?;
-        decoded
+        Replayed {
+            truncation: decoded.truncation,
+            layers_decoded: decoded.layers_decoded,
+        }
     };
     if let Some(t) = decoded.truncation {
         eprintln!(
@@ -217,31 +217,6 @@ fn decompress_one(
         );
     }
     Ok(bits_per_pixel(bytes.len(), w, h))
-}
-
-/// The models a batch of files needs, each loaded once, by model id.
-struct ModelCache<'a> {
-    args: &'a ModelArgs,
-    loaded: Mutex<HashMap<ModelId, Arc<Model>>>,
-}
-
-impl<'a> ModelCache<'a> {
-    fn new(args: &'a ModelArgs) -> Self {
-        ModelCache {
-            args,
-            loaded: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, id: ModelId) -> Result<Arc<Model>> {
-        let mut loaded = self.loaded.lock().expect("no panic while loading");
-        if let Some(model) = loaded.get(&id) {
-            return Ok(model.clone());
-        }
-        let model = Arc::new(self.args.load_for(id)?);
-        loaded.insert(id, model.clone());
-        Ok(model)
-    }
 }
 
 fn is_image_path(path: &Path) -> bool {
@@ -262,7 +237,7 @@ fn decode_streaming(
     output: &Path,
     format: ImageFormat,
     force: bool,
-) -> Result<Decoded> {
+) -> Result<Replayed> {
     let header = &file.header;
     let mut decoded = None;
     write_output_with(output, force, |out| {

@@ -27,6 +27,30 @@ use crate::error::{Error, Result};
 /// Metadata key of the JSON configuration in a model file.
 pub const CONFIG_KEY: &str = "ddn.config";
 
+/// Models by id, each loaded once and shared (across threads, too): what decoding many
+/// files, made with different models, needs.
+#[derive(Default)]
+pub struct ModelCache {
+    loaded: std::sync::Mutex<HashMap<ModelId, std::sync::Arc<Model>>>,
+}
+
+impl ModelCache {
+    /// The model of `id`, loaded with `load` the first time it is asked for.
+    pub fn get_or_load(
+        &self,
+        id: ModelId,
+        load: impl FnOnce() -> Result<Model>,
+    ) -> Result<std::sync::Arc<Model>> {
+        let mut loaded = self.loaded.lock().expect("no panic while loading a model");
+        if let Some(model) = loaded.get(&id) {
+            return Ok(model.clone());
+        }
+        let model = std::sync::Arc::new(load()?);
+        loaded.insert(id, model.clone());
+        Ok(model)
+    }
+}
+
 /// A network with the identity of the file it came from.
 #[derive(Debug, Clone)]
 pub struct Model {
