@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
-use crate::bitstream::ModelId;
-use crate::error::{Error, Result};
-use crate::model::{shipped, Model};
+use ddn::bitstream::ModelId;
+use ddn::error::{Error, Result};
+use ddn::model::{shipped, Model};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum DeviceChoice {
@@ -22,12 +22,27 @@ pub enum DeviceChoice {
 pub fn device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Cuda if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
+        DeviceChoice::Cuda if cfg!(feature = "cuda") => Device::new_cuda(0).map_err(|e| {
+            Error::InvalidArgument(format!("no usable CUDA GPU ({})", cuda_failure(&e)))
+        }),
         DeviceChoice::Cuda => Err(Error::InvalidArgument(
             "this build has no CUDA support; rebuild with `--features cuda`".into(),
         )),
         DeviceChoice::Auto => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
     }
+}
+
+/// The CUDA status code in candle's error (`CUDA_ERROR_NO_DEVICE`), else its first line:
+/// the whole error carries a backtrace.
+fn cuda_failure(err: &candle_core::Error) -> String {
+    let text = err.to_string();
+    let code = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|word| word.starts_with("CUDA_ERROR_"));
+    code.map_or_else(
+        || text.lines().next().unwrap_or_default().to_string(),
+        str::to_string,
+    )
 }
 
 /// The options every model-running command takes.
