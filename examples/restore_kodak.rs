@@ -12,7 +12,8 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use ddn::guide::restore::{report, restore, RestoreOptions, Task};
+use ddn::eval::restoration::report;
+use ddn::guide::restore::{restore, RestoreOptions, Task};
 use ddn::model::{Model, DEFAULT_MODEL};
 use image::{Rgb, RgbImage};
 
@@ -57,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cases = [
             (
                 "sr4",
-                ddn::eval::metrics::area_downsample(original, 4),
+                ddn::resample::area_downsample(original, 4),
                 Task::SuperResolution { scale: 4 },
             ),
             (

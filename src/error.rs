@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::bitstream::ModelId;
+use crate::schedule::ModelId;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -18,8 +18,8 @@ pub enum Error {
     EmptyInput,
     #[error("not a .ddn file (wrong magic bytes)")]
     BadMagic,
-    #[error("unsupported .ddn format version {0} (this build reads versions 1 and {supported})", supported = crate::bitstream::FORMAT_VERSION)]
-    UnsupportedVersion(u8),
+    #[error("unsupported .ddn format version {version} (this build reads versions 1 to {newest})")]
+    UnsupportedVersion { version: u8, newest: u8 },
     #[error("truncated header: {needed} bytes needed, {got} present")]
     TruncatedHeader { needed: usize, got: usize },
     #[error("header checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupt")]
@@ -50,9 +50,9 @@ pub enum Error {
         got: usize,
         expected: u64,
     },
-    #[error("file was made with model {file}, but the model in use is {model}; pass the right one with --model")]
+    #[error("file was made with model {file}, but the model in use is {model}")]
     ModelMismatch { file: ModelId, model: ModelId },
-    #[error("file was made with model {0}, which is not built into this version of ddn; give that model's file")]
+    #[error("file was made with model {0}, which is not built into this version of ddn")]
     UnknownModel(ModelId),
     #[error("layer schedule in the file does not match model {model} at layer {layer}")]
     ScheduleMismatch { model: ModelId, layer: usize },
@@ -62,7 +62,7 @@ pub enum Error {
     ImageDecode(String),
     #[error("cannot write image: {0}")]
     ImageEncode(String),
-    #[error("{0} exists; pass -f/--force to overwrite it")]
+    #[error("{0} exists")]
     OutputExists(PathBuf),
     #[error("invalid model: {0}")]
     InvalidModel(String),

@@ -10,14 +10,20 @@
 mod api;
 pub mod bitstream;
 pub mod codec;
-pub mod commands;
 pub mod error;
+#[cfg(feature = "eval")]
 pub mod eval;
 pub mod guide;
+pub mod info;
 pub mod io;
+pub mod metrics;
 pub mod model;
+pub mod resample;
 pub mod rng;
+pub mod schedule;
+#[cfg(feature = "train")]
 pub mod toy2d;
+#[cfg(feature = "train")]
 pub mod train;
 
 pub use api::Codec;

@@ -2,6 +2,8 @@
 
 use clap::{CommandFactory, Parser};
 
+mod commands;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -10,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "ddn", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
-    command: ddn::commands::Command,
+    command: commands::Command,
 }
 
 /// Help and version go to stdout as clap prints them; every other argument error is one
@@ -52,12 +54,12 @@ const MI_OPTION_PURGE_DELAY: i32 = 15;
 
 fn main() {
     // Keep freed memory instead of returning it to the OS: candle allocates a fresh buffer
-    // per op, and re-faulting those pages cost a fifth of training time.
+    // per op, and re-faulting those pages took much of training time.
     // SAFETY: sets a plain integer option; called before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::try_parse().unwrap_or_else(|err| exit_on_argument_error(err));
-    if let Err(err) = ddn::commands::run(cli.command) {
-        eprintln!("ddn: error: {}", ddn::error::one_line(&err));
+    if let Err(err) = commands::run(cli.command) {
+        eprintln!("ddn: error: {}", commands::error_line(&err));
         std::process::exit(1);
     }
 }

@@ -1,4 +1,4 @@
-//! Distortion measures on 8-bit RGB images.
+//! Distortion measures on 8-bit RGB images: the one PSNR every part of ddn reports.
 
 use image::RgbImage;
 
@@ -19,18 +19,18 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     10.0 * (255.0f64 * 255.0 / mse(a, b)).log10()
 }
 
-/// Box-filter downsampling by an integer factor (partial edge blocks dropped).
-pub fn area_downsample(img: &RgbImage, f: u32) -> RgbImage {
-    let (w, h) = (img.width() / f, img.height() / f);
-    RgbImage::from_fn(w, h, |x, y| {
-        let mut sum = [0u32; 3];
-        for dy in 0..f {
-            for dx in 0..f {
-                let p = img.get_pixel(x * f + dx, y * f + dy);
-                (0..3).for_each(|c| sum[c] += p[c] as u32);
-            }
+/// PSNR over the pixels where `keep` is true (peak 255); infinity when they agree there.
+pub fn masked_psnr(a: &RgbImage, b: &RgbImage, keep: impl Fn(u32, u32) -> bool) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions(), "images of different sizes");
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for (x, y, p) in a.enumerate_pixels() {
+        if keep(x, y) {
+            let q = b.get_pixel(x, y);
+            sum += (0..3)
+                .map(|c| (p[c] as f64 - q[c] as f64).powi(2))
+                .sum::<f64>();
+            n += 3;
         }
-        let n = f * f;
-        image::Rgb(sum.map(|s| ((s + n / 2) / n) as u8))
-    })
+    }
+    10.0 * (255.0f64.powi(2) / (sum / n.max(1) as f64)).log10()
 }

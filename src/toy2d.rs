@@ -1,4 +1,4 @@
-//! The paper's 2-D experiment (ddn-reference.md §6): K points, no network.
+//! The DDN paper's 2-D density experiment: K points, no network.
 //!
 //! Each step draws a batch from a density on `[-1, 1]²`, moves each sample's nearest
 //! point (L1) towards it, and — in the Split-and-Prune run — lets the same

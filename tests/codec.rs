@@ -3,7 +3,7 @@
 
 mod common;
 
-use ddn::bitstream::read_file;
+use ddn::bitstream::{read_file, write_file};
 use ddn::codec::{decode, encode, EncodeOptions, Rate};
 use ddn::io::SourceImage;
 use ddn::Error;
@@ -25,7 +25,7 @@ fn layers(n: usize) -> EncodeOptions {
 }
 
 #[test]
-fn round_trip_keeps_size_and_replays_the_indices() {
+fn round_trip_keeps_size_and_the_decoder_follows_the_coded_symbols() {
     let model = common::tiny_model(1);
     let src = source(37, 21);
     let bytes = encode(&model, &src, layers(4)).unwrap();
@@ -33,10 +33,21 @@ fn round_trip_keeps_size_and_replays_the_indices() {
     assert_eq!((file.header.width, file.header.height), (37, 21));
     assert_eq!(file.header.layers.len(), 4);
     assert_eq!(file.header.model_id, model.id);
+    // The symbols read back write the same bytes.
+    assert_eq!(write_file(&file.header, &file.layers).unwrap(), bytes);
     let decoded = decode(&model, &bytes, None).unwrap();
     assert_eq!(decoded.image.dimensions(), (37, 21));
     assert_eq!(decoded.layers_decoded, 4);
     assert!(decoded.truncation.is_none());
+    // Another index in one cell of the last layer changes the decoded image: the decoder
+    // replays what the file says, not something of its own.
+    let mut layers_changed = file.layers.clone();
+    let last = layers_changed.last_mut().unwrap();
+    let k = file.header.layers.last().unwrap().k;
+    last[0] = (last[0] + 1) % k;
+    let changed = write_file(&file.header, &layers_changed).unwrap();
+    let other = decode(&model, &changed, None).unwrap();
+    assert_ne!(other.image, decoded.image);
 }
 
 #[test]

@@ -108,7 +108,10 @@ fn unknown_version() {
     bytes[4] = 3;
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
-        Error::UnsupportedVersion(3)
+        Error::UnsupportedVersion {
+            version: 3,
+            newest: 2
+        }
     ));
 }
 

@@ -2,8 +2,8 @@
 
 use candle_core::Device;
 use ddn::codec::{decode, encode, EncodeOptions, Rate};
-use ddn::eval::metrics::psnr;
 use ddn::io::SourceImage;
+use ddn::metrics::psnr;
 use ddn::model::{model_id, Model, DEFAULT_MODEL};
 
 #[test]

@@ -2,8 +2,8 @@
 
 mod common;
 
-use ddn::eval::metrics::{mse, psnr};
 use ddn::eval::rvq::ResidualVq;
+use ddn::metrics::{mse, psnr};
 use ddn::model::ModelConfig;
 use image::{Rgb, RgbImage};
 
@@ -64,31 +64,37 @@ fn ms_ssim_known_values() {
     .is_none());
 }
 
+/// A published pair of curves (x265 at two presets, the usage example of the FAU-LMS
+/// `bjontegaard` package, which matches the JCT-VC PCHIP spreadsheet), and the BD figures
+/// that package's PCHIP gives for it (version 1.3.0: −4.417485 %, +0.119693 dB).
 #[test]
-fn bd_rate_known_values() {
-    use ddn::eval::bdrate::{bd_psnr, bd_rate, psnr_at};
+fn bd_rate_matches_the_reference_implementation_on_published_curves() {
+    use ddn::eval::bdrate::{bd_psnr, bd_rate};
+    let anchor = [
+        (9487.76, 40.037),
+        (4593.60, 38.615),
+        (2486.44, 36.845),
+        (1358.24, 34.851),
+    ];
+    let test = [
+        (9787.80, 40.121),
+        (4469.00, 38.651),
+        (2451.52, 36.970),
+        (1356.24, 34.987),
+    ];
+    let rate = bd_rate(&anchor, &test).unwrap();
+    assert!((rate - -4.417485).abs() < 5e-6, "{rate}");
+    let psnr = bd_psnr(&anchor, &test).unwrap();
+    assert!((psnr - 0.119693).abs() < 5e-7, "{psnr}");
+}
+
+#[test]
+fn bd_rate_edge_cases() {
+    use ddn::eval::bdrate::{bd_rate, psnr_at};
     let anchor = vec![(0.1, 24.0), (0.2, 26.5), (0.4, 29.0), (0.8, 31.5)];
     assert!(bd_rate(&anchor, &anchor).unwrap().abs() < 1e-9);
-    // The same quality for 10 % fewer bits everywhere.
-    let cheaper: Vec<(f64, f64)> = anchor.iter().map(|&(r, q)| (r * 0.9, q)).collect();
-    assert!((bd_rate(&anchor, &cheaper).unwrap() + 10.0).abs() < 1e-6);
-    // One dB better everywhere.
-    let better: Vec<(f64, f64)> = anchor.iter().map(|&(r, q)| (r, q + 1.0)).collect();
-    assert!((bd_psnr(&anchor, &better).unwrap() - 1.0).abs() < 1e-9);
-    assert!(bd_rate(&anchor, &better).unwrap() < 0.0);
     assert!((psnr_at(&anchor, 0.2).unwrap() - 26.5).abs() < 1e-9);
     assert!(psnr_at(&anchor, 2.0).is_none());
     let disjoint = vec![(1.0, 40.0), (2.0, 42.0)];
     assert!(bd_rate(&anchor, &disjoint).is_none());
-}
-
-#[test]
-fn jpeg_anchor_round_trips() {
-    let img = common::test_image(64, 48, 5);
-    let low = ddn::eval::jpeg::encode(&img, 10).unwrap();
-    let high = ddn::eval::jpeg::encode(&img, 90).unwrap();
-    assert!(low.len() < high.len());
-    let p_low = psnr(&img, &ddn::eval::jpeg::decode(&low).unwrap());
-    let p_high = psnr(&img, &ddn::eval::jpeg::decode(&high).unwrap());
-    assert!(p_high > p_low && p_high > 30.0, "{p_low} {p_high}");
 }

@@ -1,5 +1,5 @@
 //! The paper's 2-D experiment: Split-and-Prune must fix what gradient descent alone
-//! leaves behind (ddn-reference.md §6: 20.19 → 0.11 on spirals).
+//! leaves behind.
 
 use ddn::toy2d::{run_density, Density, ToyConfig, DENSITIES};
 

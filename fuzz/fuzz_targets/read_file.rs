@@ -12,5 +12,5 @@ fuzz_target!(|data: &[u8]| {
         let again = ddn::bitstream::write_file(&file.header, &file.layers).expect("a read file can be written");
         assert_eq!(again, data, "complete files are canonical");
     }
-    let _ = ddn::commands::info::describe(data);
+    let _ = ddn::info::describe(data);
 });

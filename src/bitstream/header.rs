@@ -1,11 +1,9 @@
 //! §2–§5 of codec-spec.md: the header's fields, their ranges, and how they are read and
 //! written.
 
-use std::fmt;
-
 use crate::error::{Error, Result};
-
-use super::packer::{MAX_K, MIN_K};
+use crate::schedule::check_field as check;
+pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
@@ -18,67 +16,7 @@ pub const FIXED_HEADER_LEN: usize = 24;
 pub const MAX_SIDE: u32 = 65_535;
 pub const MAX_PIXELS: u64 = 256 * 1024 * 1024;
 pub const MAX_TILE: u32 = 4096;
-pub const MAX_LAYERS: usize = 255;
 const FLAG_GREY: u8 = 0x01;
-const MAX_SCALE_LOG2: u8 = 7;
-const MAX_CELL_LOG2: u8 = 7;
-const MAX_GRANULE_LOG2: u8 = 10;
-
-/// §3: the first 8 bytes of the SHA-256 of the model file.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ModelId(pub [u8; 8]);
-
-impl fmt::Display for ModelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for ModelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ModelId({self})")
-    }
-}
-
-/// §4: one layer of the schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LayerSpec {
-    /// Candidates per cell.
-    pub k: u32,
-    /// The layer's grid is the image downsampled by `2^scale_log2`.
-    pub scale_log2: u8,
-    /// A cell is `2^cell_log2` grid pixels on a side.
-    pub cell_log2: u8,
-}
-
-impl LayerSpec {
-    /// Side of one cell in image pixels.
-    pub fn cell_pixels(&self) -> u32 {
-        1 << (self.scale_log2 + self.cell_log2)
-    }
-
-    /// Checks the ranges of §4.
-    pub fn validate(&self) -> Result<()> {
-        check(
-            "K",
-            self.k as u64,
-            (MIN_K..=MAX_K).contains(&self.k),
-            "2..=4096",
-        )?;
-        check(
-            "scale",
-            self.scale_log2 as u64,
-            self.scale_log2 <= MAX_SCALE_LOG2,
-            "0..=7",
-        )?;
-        check(
-            "cell",
-            self.cell_log2 as u64,
-            self.cell_log2 <= MAX_CELL_LOG2 && self.scale_log2 + self.cell_log2 <= MAX_GRANULE_LOG2,
-            "0..=7 with scale + cell <= 10",
-        )
-    }
-}
 
 /// The decoded header of a `.ddn` file (§2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,18 +35,6 @@ pub struct Header {
     pub segments: Vec<u32>,
 }
 
-fn check(field: &'static str, value: u64, ok: bool, expected: &'static str) -> Result<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidField {
-            field,
-            value,
-            expected,
-        })
-    }
-}
-
 /// Checks an image size against §2.2's caps.
 pub fn validate_image_size(width: u64, height: u64) -> Result<()> {
     let side_ok = |s: u64| (1..=MAX_SIDE as u64).contains(&s);
@@ -117,11 +43,6 @@ pub fn validate_image_size(width: u64, height: u64) -> Result<()> {
     } else {
         Err(Error::ImageSize { width, height })
     }
-}
-
-/// §4: side of the largest cell of any layer in the schedule.
-pub fn granule(layers: &[LayerSpec]) -> u32 {
-    layers.iter().map(LayerSpec::cell_pixels).max().unwrap_or(1)
 }
 
 impl Header {
@@ -200,7 +121,10 @@ impl Header {
         need(bytes, 5)?;
         let version = bytes[4];
         if version != FORMAT_V1 && version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(version));
+            return Err(Error::UnsupportedVersion {
+                version,
+                newest: FORMAT_VERSION,
+            });
         }
         need(bytes, FIXED_HEADER_LEN)?;
         let n = bytes[22] as usize;

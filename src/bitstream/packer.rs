@@ -10,9 +10,7 @@ use bitvec::prelude::*;
 pub type Bits = BitVec<u8, Msb0>;
 pub type BitsRef = BitSlice<u8, Msb0>;
 
-/// Smallest and largest `K` a layer may have (§4).
-pub const MIN_K: u32 = 2;
-pub const MAX_K: u32 = 4096;
+pub use crate::schedule::{MAX_K, MIN_K};
 
 /// Number of indices in a full group: the largest `g` with `K^g ≤ 2^64`.
 pub fn group_size(k: u32) -> u32 {

@@ -181,38 +181,51 @@ impl LayerModel {
     }
 }
 
-/// The grid and symbol range of every tile in one layer, in file order.
-fn tile_grids(tiles: &[Tile], layer: &LayerSpec) -> Vec<(CellGrid, usize)> {
-    let mut start = 0;
+/// Each tile's grid in one layer, in file order, with the previous layer's symbols of
+/// that tile as the contexts see them.
+fn layer_tiles<'a>(
+    tiles: &[Tile],
+    layer: &LayerSpec,
+    prev: Option<(LayerSpec, &'a [u32])>,
+) -> Vec<(CellGrid, Option<PrevLayer<'a>>)> {
+    let mut prev_start = 0;
     tiles
         .iter()
         .map(|t| {
-            let grid = CellGrid::of(t, layer);
-            let at = start;
-            start += grid.len();
-            (grid, at)
+            let prev = prev.map(|(spec, symbols)| {
+                let grid = CellGrid::of(t, &spec);
+                let at = prev_start;
+                prev_start += grid.len();
+                PrevLayer {
+                    grid,
+                    symbols: &symbols[at..at + grid.len()],
+                    keep: spec.k,
+                }
+            });
+            (CellGrid::of(t, layer), prev)
         })
         .collect()
 }
 
-/// The previous layer tile by tile, as the contexts see it (computed once per layer).
-fn prev_tiles<'a>(
-    prev: Option<(LayerSpec, &'a [u32])>,
-    tiles: &[Tile],
-) -> Vec<Option<PrevLayer<'a>>> {
-    match prev {
-        None => vec![None; tiles.len()],
-        Some((spec, symbols)) => tile_grids(tiles, &spec)
-            .into_iter()
-            .map(|(grid, at)| {
-                Some(PrevLayer {
-                    grid,
-                    symbols: &symbols[at..at + grid.len()],
-                    keep: spec.k,
-                })
-            })
-            .collect(),
+/// §7.1: one tile's cells of one layer in coding order (raster order). `code(cell, ctx)`
+/// gives the symbol of cell `cell` (chosen when encoding, read when decoding), coded in
+/// keep context `ctx`; it is appended to `symbols`, which the next cells' contexts read.
+/// Stops at the first `None`.
+pub fn scan_tile(
+    grid: CellGrid,
+    keep: u32,
+    prev: Option<&PrevLayer>,
+    symbols: &mut Vec<u32>,
+    mut code: impl FnMut(usize, usize) -> Option<u32>,
+) -> Option<()> {
+    let start = symbols.len();
+    for y in 0..grid.rows {
+        for x in 0..grid.cols {
+            let ctx = keep_context(&symbols[start..], keep, grid, prev, x, y);
+            symbols.push(code(y * grid.cols + x, ctx)?);
+        }
     }
+    Some(())
 }
 
 /// Codes one layer's symbols (§7.1 order) into its segment.
@@ -224,15 +237,20 @@ pub fn encode_layer(
 ) -> Vec<u8> {
     let mut model = LayerModel::new(layer.k);
     let mut enc = RangeEncoder::new();
-    let prev_tiles = prev_tiles(prev, tiles);
-    for ((grid, at), prev_tile) in tile_grids(tiles, layer).into_iter().zip(prev_tiles) {
-        let current = &symbols[at..at + grid.len()];
-        for y in 0..grid.rows {
-            for x in 0..grid.cols {
-                let ctx = keep_context(current, layer.k, grid, prev_tile.as_ref(), x, y);
-                model.encode(&mut enc, ctx, current[y * grid.cols + x]);
-            }
-        }
+    let mut coded = Vec::with_capacity(symbols.len());
+    for (grid, prev_tile) in layer_tiles(tiles, layer, prev) {
+        let at = coded.len();
+        scan_tile(
+            grid,
+            layer.k,
+            prev_tile.as_ref(),
+            &mut coded,
+            |cell, ctx| {
+                let symbol = symbols[at + cell];
+                model.encode(&mut enc, ctx, symbol);
+                Some(symbol)
+            },
+        );
     }
     enc.finish()
 }
@@ -247,23 +265,16 @@ pub fn decode_layer(
 ) -> Result<Vec<u32>> {
     let mut model = LayerModel::new(layer.k);
     let mut dec = RangeDecoder::new(segment);
-    let grids = tile_grids(tiles, layer);
-    let total = grids.last().map_or(0, |(g, at)| at + g.len());
+    let grids = layer_tiles(tiles, layer, prev);
+    let total: usize = grids.iter().map(|(g, _)| g.len()).sum();
     let mut symbols = Vec::with_capacity(total.min(segment.len() * MAX_SYMBOLS_PER_BYTE as usize));
-    for ((grid, at), prev_tile) in grids.into_iter().zip(prev_tiles(prev, tiles)) {
-        for y in 0..grid.rows {
-            for x in 0..grid.cols {
-                let ctx = keep_context(&symbols[at..], layer.k, grid, prev_tile.as_ref(), x, y);
-                let s = model
-                    .decode(&mut dec, ctx)
-                    .ok_or(Error::InvalidIndexGroup { layer: index })?;
-                // A canonical segment is read exactly to its end, never past it.
-                if dec.consumed() > segment.len() {
-                    return Err(Error::InvalidIndexGroup { layer: index });
-                }
-                symbols.push(s);
-            }
-        }
+    for (grid, prev_tile) in grids {
+        scan_tile(grid, layer.k, prev_tile.as_ref(), &mut symbols, |_, ctx| {
+            let symbol = model.decode(&mut dec, ctx)?;
+            // A canonical segment is read exactly to its end, never past it.
+            (dec.consumed() <= segment.len()).then_some(symbol)
+        })
+        .ok_or(Error::InvalidIndexGroup { layer: index })?;
     }
     Ok(symbols)
 }

@@ -1,9 +1,8 @@
 //! The decoder: a file's symbols replayed through the network, band of tiles by band.
 
-use candle_core::Tensor;
 use image::{DynamicImage, RgbImage};
 
-use super::tiles;
+use super::tiles::{self, TileBatch};
 use crate::bitstream::{self, DdnFile, Header, Tile, Truncation};
 use crate::error::{Error, Result};
 use crate::model::{Model, Network, Walk};
@@ -125,20 +124,12 @@ pub fn decode_bands(
         let bottom = tiles[band.end - 1].y + tiles[band.end - 1].height;
         let mut rgb = RgbImage::new(header.width, bottom - top);
         let members: Vec<usize> = band.collect();
-        for group in tiles::group_by_size_of(&tiles, &members) {
-            for chunk in group.chunks(DECODE_BATCH) {
-                decode_chunk(
-                    &model.network,
-                    file,
-                    &tiles,
-                    &offsets,
-                    chunk,
-                    n,
-                    &mut rgb,
-                    top,
-                )?;
-            }
-        }
+        tiles::for_each_batch(
+            &tiles,
+            &members,
+            |_, _| DECODE_BATCH,
+            |batch| replay_batch(&model.network, file, &offsets, &batch, n, &mut rgb, top),
+        )?;
         sink(Band { y: top, rgb })?;
     }
     Ok(Replayed {
@@ -147,26 +138,22 @@ pub fn decode_bands(
     })
 }
 
-/// Replays the tiles `chunk` as one batch and pastes them into `band`, whose first row
-/// is image row `top`.
-#[allow(clippy::too_many_arguments)]
-fn decode_chunk(
+/// Replays one batch of tiles and pastes them into `band`, whose first row is image row
+/// `top`.
+fn replay_batch(
     network: &Network,
     file: &DdnFile,
-    tiles: &[Tile],
     offsets: &[Vec<usize>],
-    chunk: &[usize],
+    batch: &TileBatch,
     n: usize,
     band: &mut RgbImage,
     top: u32,
 ) -> Result<()> {
-    let (h, w) = (
-        tiles[chunk[0]].padded_height as usize,
-        tiles[chunk[0]].padded_width as usize,
-    );
+    let (h, w) = (batch.height, batch.width);
     let indices: Vec<Vec<u32>> = (0..n)
         .map(|l| {
-            chunk
+            batch
+                .indices
                 .iter()
                 .flat_map(|&t| {
                     file.layers[l][offsets[l][t]..offsets[l][t + 1]]
@@ -176,20 +163,14 @@ fn decode_chunk(
                 .collect()
         })
         .collect();
-    let walk = network.walk(chunk.len(), h, w, n, Walk::Replay(&indices))?;
+    let walk = network.walk(batch.tiles.len(), h, w, n, Walk::Replay(&indices))?;
     let last = walk.images.last().expect("at least one layer");
-    let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
-    tiles::paste_batch(band, top, &members, &full_resolution(last, h, w)?)
-}
-
-/// A walk's last image at the tiles' full `h × w` (a walk cut before the finest level
-/// ends at a coarser grid, which decoding upsamples bilinearly).
-pub(super) fn full_resolution(last: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-    Ok(if last.dims()[2..] == [h, w] {
-        last.clone()
-    } else {
-        last.upsample_bilinear2d(h, w, false)?
-    })
+    tiles::paste_batch(
+        band,
+        top,
+        &batch.tiles,
+        &tiles::full_resolution(last, h, w)?,
+    )
 }
 
 /// `offsets[l][t]`: where tile `t`'s indices start in layer `l`'s sequence.

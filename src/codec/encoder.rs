@@ -3,10 +3,9 @@
 
 use image::{GrayImage, RgbImage};
 
-use super::decoder::full_resolution;
 use super::rate_control::RateProbe;
 use super::{header_for, rd, tiles};
-use crate::bitstream::{self, Header, Tile};
+use crate::bitstream::{self, Header};
 use crate::error::Result;
 use crate::io::SourceImage;
 use crate::model::{Model, Network, Walk};
@@ -135,28 +134,25 @@ pub(super) fn walk_with(
     let mut batches = Vec::new();
     let network = &model.network;
     let mut rd = rd::RdState::new(&header.layers, lambda);
-    for group in tiles::group_by_size(&tiles) {
-        let (h, w) = (
-            tiles[group[0]].padded_height as usize,
-            tiles[group[0]].padded_width as usize,
-        );
-        for chunk in group.chunks(encode_batch(network, h, w, n)) {
-            let members: Vec<Tile> = chunk.iter().map(|&i| tiles[i]).collect();
-            let batch = tiles::tile_batch(&source.rgb, &members, network.device())?;
-            let targets = network.layer_targets(&batch, n)?;
-            let weights = job
-                .roi
-                .map(|roi| tiles::weight_batch(roi, &members, ROI_GAIN));
-            let mut chooser = rd.batch(&targets, weights.as_deref(), w, h);
-            let walk = network.walk(chunk.len(), h, w, n, Walk::Choose(&mut chooser))?;
-            if let Some(image) = reconstruction.as_deref_mut() {
-                let last = walk.images.last().expect("at least one layer");
-                tiles::paste_batch(image, 0, &members, &full_resolution(last, h, w)?)?;
-            }
-            split_by_tile(&walk.indices, chunk, &mut per_tile);
-            batches.push(chunk.to_vec());
+    let all: Vec<usize> = (0..tiles.len()).collect();
+    let batch_size = |h, w| encode_batch(network, h, w, n);
+    tiles::for_each_batch(&tiles, &all, batch_size, |batch| {
+        let (h, w) = (batch.height, batch.width);
+        let pixels = tiles::tile_batch(&source.rgb, &batch.tiles, network.device())?;
+        let targets = network.layer_targets(&pixels, n)?;
+        let weights = job
+            .roi
+            .map(|roi| tiles::weight_batch(roi, &batch.tiles, ROI_GAIN));
+        let mut chooser = rd.batch(&targets, weights.as_deref(), w, h);
+        let walk = network.walk(batch.tiles.len(), h, w, n, Walk::Choose(&mut chooser))?;
+        if let Some(image) = reconstruction.as_deref_mut() {
+            let last = walk.images.last().expect("at least one layer");
+            tiles::paste_batch(image, 0, &batch.tiles, &tiles::full_resolution(last, h, w)?)?;
         }
-    }
+        split_by_tile(&walk.indices, batch.indices, &mut per_tile);
+        batches.push(batch.indices.to_vec());
+        Ok(())
+    })?;
     Ok(Probe {
         header,
         per_tile,

@@ -131,7 +131,7 @@ pub fn fixed_length_layers(
     match rate {
         Rate::Layers(n) if (1..=total).contains(&n) => Ok(n),
         Rate::Layers(n) => Err(Error::InvalidArgument(format!(
-            "--layers {n}: the model has layers 1..={total}"
+            "{n} layers asked for, but the model has layers 1..={total}"
         ))),
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = bpp * width as f64 * height as f64;

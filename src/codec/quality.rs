@@ -6,8 +6,8 @@ use image::{DynamicImage, RgbImage};
 use super::encoder::{walk_with, Job};
 use super::rate_control::{RateProbe, MIN_USEFUL_LAMBDA, NARROW_BRACKET};
 use crate::error::{Error, Result};
-use crate::eval::metrics::psnr;
 use crate::io::SourceImage;
+use crate::metrics::psnr;
 
 /// λ at quality 100; each 25 quality points below it multiply λ by ten.
 const LAMBDA_AT_Q100: f64 = 4.0;

@@ -4,7 +4,7 @@
 
 use candle_core::Tensor;
 
-use crate::bitstream::symbols::{keep_context, CellGrid, LayerModel, PrevLayer};
+use crate::bitstream::symbols::{scan_tile, CellGrid, LayerModel, PrevLayer};
 use crate::bitstream::LayerSpec;
 use crate::error::Result;
 use crate::model::ddl::Candidates;
@@ -54,32 +54,27 @@ impl LayerChoice {
         let mut costs = vec![0f32; k];
         let mut chosen = Vec::with_capacity(self.batch * cells);
         for b in 0..self.batch {
-            let start = chosen.len();
             let prev = self.prev.as_ref().map(|(g, keep, symbols)| PrevLayer {
                 grid: *g,
                 symbols: &symbols[b * g.len()..(b + 1) * g.len()],
                 keep: *keep,
             });
-            for y in 0..grid.rows {
-                for x in 0..grid.cols {
-                    let cell = y * grid.cols + x;
-                    let ctx = keep_context(&chosen[start..], spec.k, grid, prev.as_ref(), x, y);
-                    model.index_costs(ctx, &mut costs);
-                    let mut best = spec.k;
-                    let mut best_j =
-                        weight * self.keep_dist[b * cells + cell] + lambda * model.keep_cost(ctx);
-                    for (i, &bits) in costs.iter().enumerate() {
-                        let j = weight * self.dist[(b * k + i) * cells + cell] + lambda * bits;
-                        // Strictly less: ties go to the lowest index, keep (K) last.
-                        if j < best_j || (j == best_j && (i as u32) < best) {
-                            best_j = j;
-                            best = i as u32;
-                        }
+            scan_tile(grid, spec.k, prev.as_ref(), &mut chosen, |cell, ctx| {
+                model.index_costs(ctx, &mut costs);
+                let mut best = spec.k;
+                let mut best_j =
+                    weight * self.keep_dist[b * cells + cell] + lambda * model.keep_cost(ctx);
+                for (i, &bits) in costs.iter().enumerate() {
+                    let j = weight * self.dist[(b * k + i) * cells + cell] + lambda * bits;
+                    // Strictly less: ties go to the lowest index, keep (K) last.
+                    if j < best_j || (j == best_j && (i as u32) < best) {
+                        best_j = j;
+                        best = i as u32;
                     }
-                    model.update(ctx, best);
-                    chosen.push(best);
                 }
-            }
+                model.update(ctx, best);
+                Some(best)
+            });
         }
         chosen
     }

@@ -8,14 +8,8 @@ use crate::bitstream::Tile;
 use crate::error::Result;
 use crate::model::color::{from_model_space, to_model_space};
 
-/// The tiles with the same padded size, which can share one batch.
-pub fn group_by_size(tiles: &[Tile]) -> Vec<Vec<usize>> {
-    let all: Vec<usize> = (0..tiles.len()).collect();
-    group_by_size_of(tiles, &all)
-}
-
-/// [`group_by_size`] of the tiles `members` only.
-pub fn group_by_size_of(tiles: &[Tile], members: &[usize]) -> Vec<Vec<usize>> {
+/// The tiles of `members` with the same padded size, which can share one batch.
+fn group_by_size_of(tiles: &[Tile], members: &[usize]) -> Vec<Vec<usize>> {
     let mut groups: std::collections::BTreeMap<(u32, u32), Vec<usize>> = Default::default();
     for &i in members {
         let t = &tiles[i];
@@ -25,6 +19,50 @@ pub fn group_by_size_of(tiles: &[Tile], members: &[usize]) -> Vec<Vec<usize>> {
             .push(i);
     }
     groups.into_values().collect()
+}
+
+/// Same-size tiles walked as one batch.
+pub struct TileBatch<'a> {
+    /// The tiles' places in the file's tile list.
+    pub indices: &'a [usize],
+    pub tiles: Vec<Tile>,
+    /// The tiles' padded size in pixels.
+    pub height: usize,
+    pub width: usize,
+}
+
+/// The one tile driver of encoding, decoding and the guided walks: the tiles `members`
+/// (places in `tiles`), grouped by padded size and cut into batches of at most
+/// `batch_size(height, width)`, in a fixed order, each handed to `walk`.
+pub fn for_each_batch(
+    tiles: &[Tile],
+    members: &[usize],
+    batch_size: impl Fn(usize, usize) -> usize,
+    mut walk: impl FnMut(TileBatch) -> Result<()>,
+) -> Result<()> {
+    for group in group_by_size_of(tiles, members) {
+        let first = &tiles[group[0]];
+        let (height, width) = (first.padded_height as usize, first.padded_width as usize);
+        for chunk in group.chunks(batch_size(height, width).max(1)) {
+            walk(TileBatch {
+                indices: chunk,
+                tiles: chunk.iter().map(|&i| tiles[i]).collect(),
+                height,
+                width,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A walk's last image at the tiles' full `h × w` (a walk cut before the finest level
+/// ends at a coarser grid, which is upsampled bilinearly).
+pub fn full_resolution(last: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    Ok(if last.dims()[2..] == [h, w] {
+        last.clone()
+    } else {
+        last.upsample_bilinear2d(h, w, false)?
+    })
 }
 
 /// Consecutive runs of whole tile rows (tiles in raster order across an image `width`

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::error::{Error, Result};
-use crate::io::{default_output, is_stdio};
+use ddn::error::{Error, Result};
+use ddn::io::{default_output, is_stdio};
 
 /// The options every many-file command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -163,7 +163,7 @@ pub fn run(
                         let line = format!(
                             "ddn: error: {}: {}",
                             input.path.display(),
-                            crate::error::one_line(&e)
+                            super::error_line(&e)
                         );
                         bar.suspend(|| eprintln!("{line}"));
                     }

@@ -4,18 +4,18 @@ use std::path::{Path, PathBuf};
 
 use image::ImageFormat;
 
-use crate::bitstream::DdnFile;
-use crate::codec::{self, EncodeOptions, Rate, Replayed};
-use crate::error::{Error, Result};
-use crate::io::{
+use ddn::bitstream::DdnFile;
+use ddn::codec::{self, EncodeOptions, Rate, Replayed};
+use ddn::error::{Error, Result};
+use ddn::io::{
     check_output, check_pixels, decode_image, decode_image_within, output_format, read_input,
     save_image, streams_rows, write_output, write_output_with, write_rows,
 };
-use crate::model::{Model, ModelCache};
+use ddn::model::{Model, ModelCache};
 
 use super::batch::{BatchArgs, Plan};
 use super::device::ModelArgs;
-use crate::bitstream::header::MAX_PIXELS;
+use ddn::bitstream::header::MAX_PIXELS;
 
 #[derive(Debug, clap::Args)]
 pub struct CompressOptions {
@@ -192,7 +192,7 @@ fn decompress_one(
     check_output(&[input], output, opts.force)?;
     // The file is checked before the model is loaded: a bad input fails fast.
     let bytes = read_input(input)?;
-    let file = crate::bitstream::read_file(&bytes)?;
+    let file = ddn::bitstream::read_file(&bytes)?;
     let (w, h) = (file.header.width, file.header.height);
     check_pixels(w, h, opts.max_pixels)?;
     let id = file.header.model_id;

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::eval::{self, bdrate, jpeg, plot::Curve, rvq::ResidualVq, MeanPoint};
-use crate::train::data::Dataset;
+use ddn::error::{Error, Result};
+use ddn::eval::{self, bdrate, jpeg, plot::Curve, rvq::ResidualVq, MeanPoint};
+use ddn::train::data::Dataset;
 
 use super::device::ModelArgs;
 
@@ -22,8 +22,8 @@ pub struct EvalOptions {
     /// Skip the JPEG sweep (the anchors still give a JPEG curve).
     #[arg(long)]
     pub no_jpeg: bool,
-    /// Other codecs' mean curves to draw alongside (JSON shaped like
-    /// shared/anchors/kodak_rd.json).
+    /// Other codecs' mean curves to draw alongside (JSON:
+    /// `{"codecs": {NAME: {"points": [{"bpp": …, "psnr": …, "ms_ssim": …}]}}}`).
     #[arg(long)]
     pub anchors: Option<PathBuf>,
     /// Also measure the residual-VQ baseline (same schedule, no network), with codebooks
@@ -92,8 +92,9 @@ pub fn run(o: &EvalOptions) -> Result<()> {
     let images = eval::load_images(&o.data)?;
     let bar =
         indicatif::ProgressBar::new((images.len() * (o.rates.len() + jpeg_qualities.len())) as u64);
-    let mut points = eval::evaluate_ddn(&model, &images, &o.rates, &bar)?;
-    points.extend(eval::evaluate_jpeg(&images, jpeg_qualities, &bar)?);
+    let step = || bar.inc(1);
+    let mut points = eval::evaluate_ddn(&model, &images, &o.rates, &step)?;
+    points.extend(eval::evaluate_jpeg(&images, jpeg_qualities, &step)?);
     bar.finish_and_clear();
     if let Some(train) = &o.rvq_baseline {
         let crops = Dataset::load(train, RVQ_CROP as usize)?.crops(1, RVQ_CROPS, RVQ_CROP);
@@ -159,21 +160,13 @@ pub fn run(o: &EvalOptions) -> Result<()> {
     eval::plot::write_plot(&o.out, "rd-psnr", "PSNR (dB)", &psnr_curves, max_bpp)?;
     eval::plot::write_plot(&o.out, "rd-msssim", "MS-SSIM", &ssim_curves, max_bpp)?;
     let json = serde_json::json!({ "jpeg_encoder": jpeg::ENCODER, "model_id": model.id.to_string(), "means": means, "points": points });
-    crate::io::write_output(
+    ddn::io::write_output(
         &o.out.join("rd.json"),
         true,
         serde_json::to_string_pretty(&json)
             .expect("json")
             .as_bytes(),
     )?;
-    crate::io::write_output(&o.out.join("report.md"), true, report.as_bytes())?;
-    let mut csv = String::from("codec,image,setting,layers,bpp,psnr,ms_ssim,encode_s,decode_s\n");
-    for p in &points {
-        let ms = p.ms_ssim.map_or(String::new(), |v| format!("{v:.5}"));
-        csv.push_str(&format!(
-            "{},{},{},{},{:.6},{:.4},{},{:.3},{:.3}\n",
-            p.codec, p.image, p.setting, p.layers, p.bpp, p.psnr, ms, p.encode_s, p.decode_s
-        ));
-    }
-    crate::io::write_output(&o.out.join("rd.csv"), true, csv.as_bytes())
+    ddn::io::write_output(&o.out.join("report.md"), true, report.as_bytes())?;
+    ddn::io::write_output(&o.out.join("rd.csv"), true, &eval::points_csv(&points))
 }

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
-use crate::guide;
-use crate::io::check_output;
+use ddn::error::{Error, Result};
+use ddn::guide;
+use ddn::io::check_output;
 
 use super::device::ModelArgs;
 
@@ -80,7 +80,7 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
 }
 
 fn read_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
-    Ok(crate::io::decode_image(&crate::io::read_input(path)?)?.rgb)
+    Ok(ddn::io::decode_image(&ddn::io::read_input(path)?)?.rgb)
 }
 
 pub fn restore(o: &RestoreOptions) -> Result<()> {
@@ -111,14 +111,14 @@ pub fn restore(o: &RestoreOptions) -> Result<()> {
     let opts = guide::restore::RestoreOptions {
         seed: o.seed,
         top: o.top as usize,
-        tile: crate::codec::DEFAULT_TILE,
+        tile: ddn::codec::DEFAULT_TILE,
     };
     let out = guide::restore::restore(&model, &input, &task, opts)?;
     if let Some(path) = &o.reference {
-        let report = guide::restore::report(&task, &input, &out, &read_rgb(path)?)?;
+        let report = ddn::eval::restoration::report(&task, &input, &out, &read_rgb(path)?)?;
         println!("{report}");
     }
-    crate::io::save_image(&o.output, o.force, &image::DynamicImage::ImageRgb8(out))
+    ddn::io::save_image(&o.output, o.force, &image::DynamicImage::ImageRgb8(out))
 }
 
 pub fn sample(o: &SampleOptions) -> Result<()> {
@@ -132,5 +132,5 @@ pub fn sample(o: &SampleOptions) -> Result<()> {
     let model = o.model.load()?;
     let samples = guide::restore::sample(&model, o.n, w, h, o.seed)?;
     let grid = guide::restore::grid(&samples);
-    crate::io::save_image(&o.output, o.force, &image::DynamicImage::ImageRgb8(grid))
+    ddn::io::save_image(&o.output, o.force, &image::DynamicImage::ImageRgb8(grid))
 }

@@ -1,9 +1,9 @@
-//! The subcommands of the `ddn` binary, as library functions. `src/main.rs` parses the
+//! The subcommands of the `ddn` binary. `src/main.rs` parses the
 //! command line into these option structs and calls [`run`].
 
 use clap::Subcommand;
 
-use crate::error::Result;
+use ddn::error::{Error, Result};
 
 pub mod batch;
 pub mod codec;
@@ -34,6 +34,17 @@ pub enum Command {
     Sample(guide::SampleOptions),
     /// The paper's 2-D density experiment: gradient descent alone against Split-and-Prune.
     Toy2d(toy2d::Toy2dOptions),
+}
+
+/// A library error as one line, with the flag that fixes it where there is one.
+pub fn error_line(err: &Error) -> String {
+    let hint = match err {
+        Error::OutputExists(_) => "; pass -f/--force to overwrite it",
+        Error::ModelMismatch { .. } => "; pass the right one with --model",
+        Error::UnknownModel(_) => "; give that model's file with --model",
+        _ => "",
+    };
+    format!("{}{hint}", ddn::error::one_line(err))
 }
 
 /// Runs one subcommand.

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::toy2d::{run_density, Density, ToyConfig, DENSITIES};
+use ddn::error::{Error, Result};
+use ddn::toy2d::{run_density, Density, ToyConfig, DENSITIES};
 
 #[derive(Debug, clap::Args)]
 pub struct Toy2dOptions {

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::model::ModelConfig;
-use crate::train::{Hyper, RunOptions};
+use ddn::error::{Error, Result};
+use ddn::model::ModelConfig;
+use ddn::train::{Hyper, RunOptions};
+
+use super::device::{device, DeviceChoice};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -30,6 +32,9 @@ pub struct TrainArgs {
     /// a ladder grown by a few layers).
     #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
+    /// Where the network trains.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
     #[arg(long, default_value_t = Hyper::default().seed)]
     pub seed: u64,
     #[arg(long, default_value_t = Hyper::default().batch)]
@@ -119,7 +124,27 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             .unwrap_or_else(|| with_suffix(".ckpt.safetensors")),
         checkpoint_every: a.checkpoint_every,
         log: a.log.clone().unwrap_or_else(|| with_suffix(".log.csv")),
-        progress: !a.quiet,
+        device: device(a.device)?,
     };
-    crate::train::run(&opts)
+    let bar = progress_bar(a.quiet, a.steps);
+    ddn::train::run(&opts, &mut |step, message| {
+        bar.set_position(step);
+        bar.set_message(message.to_string());
+    })?;
+    bar.finish();
+    Ok(())
+}
+
+fn progress_bar(quiet: bool, steps: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match (quiet, steps) {
+        (true, _) => indicatif::ProgressBar::hidden(),
+        (false, None) => indicatif::ProgressBar::new_spinner(),
+        (false, Some(total)) => indicatif::ProgressBar::new(total),
+    };
+    let style =
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar
 }

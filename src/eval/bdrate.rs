@@ -40,18 +40,31 @@ impl Pchip {
         Some(Pchip { x, y, d })
     }
 
-    /// Exact integral over `[a, b]` (inside the data range) of the cubic Hermite pieces.
+    /// The integral over `[a, b]` (inside the data range), exact: each cubic Hermite piece
+    /// is integrated in closed form.
     fn integral(&self, a: f64, b: f64) -> f64 {
-        let steps = 2000;
-        // Simpson's rule on a fine grid: the pieces are cubic, so this is exact up to
-        // rounding wherever a sub-interval does not straddle a knot, and very close elsewhere.
-        let h = (b - a) / steps as f64;
-        let mut sum = self.eval(a) + self.eval(b);
-        for i in 1..steps {
-            let w = if i % 2 == 1 { 4.0 } else { 2.0 };
-            sum += w * self.eval(a + i as f64 * h);
-        }
-        sum * h / 3.0
+        (0..self.x.len() - 1)
+            .map(|i| {
+                let (lo, hi) = (a.max(self.x[i]), b.min(self.x[i + 1]));
+                if hi <= lo {
+                    return 0.0;
+                }
+                let h = self.x[i + 1] - self.x[i];
+                let at = |t: f64| self.piece_antiderivative(i, (t - self.x[i]) / h);
+                h * (at(hi) - at(lo))
+            })
+            .sum()
+    }
+
+    /// The antiderivative in `u` of piece `i` (`u` = 0 at its left knot, 1 at its right).
+    fn piece_antiderivative(&self, i: usize, u: f64) -> f64 {
+        let h = self.x[i + 1] - self.x[i];
+        let (u2, u3, u4) = (u * u, u * u * u, u * u * u * u);
+        let h00 = u4 / 2.0 - u3 + u;
+        let h10 = u4 / 4.0 - 2.0 * u3 / 3.0 + u2 / 2.0;
+        let h01 = -u4 / 2.0 + u3;
+        let h11 = u4 / 4.0 - u3 / 3.0;
+        h00 * self.y[i] + h10 * h * self.d[i] + h01 * self.y[i + 1] + h11 * h * self.d[i + 1]
     }
 
     fn eval(&self, t: f64) -> f64 {

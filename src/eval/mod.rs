@@ -2,20 +2,21 @@
 
 pub mod bdrate;
 pub mod jpeg;
-pub mod metrics;
 pub mod msssim;
 pub mod plot;
+pub mod restoration;
 pub mod rvq;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, fixed_length_layers, EncodeOptions, Rate};
 use crate::error::{Error, Result};
 use crate::io::SourceImage;
+use crate::metrics::psnr;
 use crate::model::Model;
 
 /// One image coded at one setting.
@@ -79,7 +80,7 @@ pub fn evaluate_ddn(
     model: &Model,
     images: &[(String, RgbImage)],
     rates: &[f64],
-    progress: &indicatif::ProgressBar,
+    progress: &dyn Fn(),
 ) -> Result<Vec<Point>> {
     let mut out = Vec::new();
     for (name, rgb) in images {
@@ -108,12 +109,12 @@ pub fn evaluate_ddn(
                 setting: rate,
                 layers: decoded.layers_decoded,
                 bpp: bytes.len() as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
-                psnr: metrics::psnr(rgb, &decoded.image.to_rgb8()),
+                psnr: psnr(rgb, &decoded.image.to_rgb8()),
                 ms_ssim: msssim::ms_ssim(rgb, &decoded.image.to_rgb8()),
                 encode_s,
                 decode_s,
             });
-            progress.inc(1);
+            progress();
         }
     }
     Ok(out)
@@ -142,7 +143,7 @@ pub fn evaluate_rvq(
                 setting: rate,
                 layers,
                 bpp: bytes as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
-                psnr: metrics::psnr(rgb, &recon),
+                psnr: psnr(rgb, &recon),
                 ms_ssim: msssim::ms_ssim(rgb, &recon),
                 encode_s: t.elapsed().as_secs_f64(),
                 decode_s: 0.0,
@@ -156,7 +157,7 @@ pub fn evaluate_rvq(
 pub fn evaluate_jpeg(
     images: &[(String, RgbImage)],
     qualities: &[u8],
-    progress: &indicatif::ProgressBar,
+    progress: &dyn Fn(),
 ) -> Result<Vec<Point>> {
     let mut out = Vec::new();
     for (name, rgb) in images {
@@ -172,12 +173,12 @@ pub fn evaluate_jpeg(
                 setting: q as f64,
                 layers: 0,
                 bpp: bytes.len() as f64 * 8.0 / (rgb.width() as f64 * rgb.height() as f64),
-                psnr: metrics::psnr(rgb, &decoded),
+                psnr: psnr(rgb, &decoded),
                 ms_ssim: msssim::ms_ssim(rgb, &decoded),
                 encode_s,
                 decode_s: t.elapsed().as_secs_f64(),
             });
-            progress.inc(1);
+            progress();
         }
     }
     Ok(out)
@@ -189,38 +190,55 @@ pub struct AnchorCurve {
     pub points: Vec<(f64, f64, Option<f64>)>,
 }
 
-/// Curves of other codecs from a JSON file shaped like `shared/anchors/kodak_rd.json`:
-/// `{"codecs": {NAME: {"points": [{"bpp": …, "psnr": …, "ms_ssim": …}]}}}`.
+/// An anchors file: other codecs' mean curves by name.
+#[derive(Debug, Deserialize)]
+struct AnchorFile {
+    codecs: std::collections::BTreeMap<String, AnchorCodec>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AnchorCodec {
+    points: Vec<AnchorPoint>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AnchorPoint {
+    bpp: f64,
+    psnr: f64,
+    #[serde(default)]
+    ms_ssim: Option<f64>,
+}
+
+/// Curves of other codecs from a JSON file shaped
+/// `{"codecs": {NAME: {"points": [{"bpp": …, "psnr": …, "ms_ssim": …}]}}}` (other fields
+/// are ignored; `ms_ssim` may be missing), in name order.
 pub fn load_anchors(path: &Path) -> Result<Vec<AnchorCurve>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
+    let file: AnchorFile = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-    let codecs = json["codecs"].as_object().ok_or_else(|| {
-        Error::InvalidArgument(format!("{}: no \"codecs\" object", path.display()))
-    })?;
-    Ok(codecs
-        .iter()
-        .map(|(name, c)| {
-            let points = c["points"]
-                .as_array()
-                .map(|pts| {
-                    pts.iter()
-                        .filter_map(|p| {
-                            Some((
-                                p["bpp"].as_f64()?,
-                                p["psnr"].as_f64()?,
-                                p["ms_ssim"].as_f64(),
-                            ))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            AnchorCurve {
-                name: name.clone(),
-                points,
-            }
+    Ok(file
+        .codecs
+        .into_iter()
+        .map(|(name, codec)| AnchorCurve {
+            name,
+            points: codec
+                .points
+                .iter()
+                .map(|p| (p.bpp, p.psnr, p.ms_ssim))
+                .collect(),
         })
         .collect())
+}
+
+/// Every point as CSV, one row each, with a header of the field names.
+pub fn points_csv(points: &[Point]) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for p in points {
+        writer
+            .serialize(p)
+            .expect("a point serialises to a CSV row");
+    }
+    writer.into_inner().expect("writing to memory cannot fail")
 }
 
 /// Means per codec and setting, in first-seen order.

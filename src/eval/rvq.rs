@@ -1,4 +1,4 @@
-//! The no-network baseline of codec-design.md §2: a multi-scale residual vector
+//! The no-network baseline: a multi-scale residual vector
 //! quantiser with the same layer schedule (scales, cells, K) as a DDN model, and k-means
 //! codebooks in place of the network. Each layer adds to every cell the codeword nearest
 //! to the cell's residual; between levels the image is upsampled bilinearly, as in the
@@ -9,138 +9,76 @@ use rayon::prelude::*;
 
 use crate::bitstream::LayerSpec;
 use crate::model::color::{from_model_space, to_model_space};
+use crate::resample::FloatImage;
 use crate::rng::Rng;
 
-/// A `[3, h, w]` image in model space.
-#[derive(Clone)]
-struct Planes {
-    h: usize,
-    w: usize,
-    data: Vec<f32>,
+/// An image in model space, edge-replicated to a multiple of `g` on each side.
+fn padded(img: &RgbImage, g: usize) -> FloatImage {
+    let (w0, h0) = (img.width() as usize, img.height() as usize);
+    let (w, h) = (w0.div_ceil(g) * g, h0.div_ceil(g) * g);
+    let pixels = (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w).min(w0 - 1), (i / w).min(h0 - 1));
+            img.get_pixel(x as u32, y as u32).0.map(to_model_space)
+        })
+        .collect();
+    FloatImage {
+        width: w,
+        height: h,
+        pixels,
+    }
 }
 
-impl Planes {
-    fn zeros(h: usize, w: usize) -> Self {
-        Planes {
-            h,
-            w,
-            data: vec![0.0; 3 * h * w],
-        }
-    }
+/// The top-left `width × height` of a model-space image, as 8-bit RGB.
+fn cropped(img: &FloatImage, width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb(img.at(x as usize, y as usize).map(from_model_space))
+    })
+}
 
-    /// Edge-replicated to a multiple of `g` on each side.
-    fn from_image(img: &RgbImage, g: usize) -> Self {
-        let (w0, h0) = (img.width() as usize, img.height() as usize);
-        let (w, h) = (w0.div_ceil(g) * g, h0.div_ceil(g) * g);
-        let mut p = Planes::zeros(h, w);
-        for c in 0..3 {
-            for y in 0..h {
-                for x in 0..w {
-                    let px = img.get_pixel(x.min(w0 - 1) as u32, y.min(h0 - 1) as u32);
-                    p.data[(c * h + y) * w + x] = to_model_space(px[c]);
+/// The samples of each `side × side` cell, `(c, dy, dx)`-ordered, cells in raster order.
+fn cells(img: &FloatImage, side: usize) -> Vec<Vec<f32>> {
+    let (cy, cx) = (img.height / side, img.width / side);
+    let mut out = Vec::with_capacity(cy * cx);
+    for y in 0..cy {
+        for x in 0..cx {
+            let mut v = Vec::with_capacity(3 * side * side);
+            for c in 0..3 {
+                for dy in 0..side {
+                    v.extend((0..side).map(|dx| img.at(x * side + dx, y * side + dy)[c]));
                 }
             }
+            out.push(v);
         }
-        p
     }
+    out
+}
 
-    fn to_image(&self, width: u32, height: u32) -> RgbImage {
-        RgbImage::from_fn(width, height, |x, y| {
-            let at = |c: usize| self.data[(c * self.h + y as usize) * self.w + x as usize];
-            image::Rgb([0, 1, 2].map(|c| from_model_space(at(c))))
-        })
-    }
-
-    /// Box-filter downsampling by `f` (area interpolation).
-    fn downsample(&self, f: usize) -> Self {
-        let (h, w) = (self.h / f, self.w / f);
-        let mut out = Planes::zeros(h, w);
-        let norm = 1.0 / (f * f) as f32;
-        for c in 0..3 {
-            for y in 0..h {
-                for x in 0..w {
-                    let mut s = 0.0;
-                    for dy in 0..f {
-                        let row = (c * self.h + y * f + dy) * self.w + x * f;
-                        s += self.data[row..row + f].iter().sum::<f32>();
-                    }
-                    out.data[(c * h + y) * w + x] = s * norm;
-                }
-            }
-        }
-        out
-    }
-
-    /// Bilinear ×2 upsampling with half-pixel centres (align_corners = false).
-    fn upsample2(&self) -> Self {
-        let (h, w) = (2 * self.h, 2 * self.w);
-        let mut out = Planes::zeros(h, w);
-        let src = |n: usize, i: usize| {
-            let pos = ((i as f32 + 0.5) / 2.0 - 0.5).max(0.0);
-            let i0 = (pos.floor() as usize).min(n - 1);
-            let i1 = (i0 + 1).min(n - 1);
-            (i0, i1, pos - i0 as f32)
-        };
-        for c in 0..3 {
-            for y in 0..h {
-                let (y0, y1, fy) = src(self.h, y);
-                for x in 0..w {
-                    let (x0, x1, fx) = src(self.w, x);
-                    let at = |yy: usize, xx: usize| self.data[(c * self.h + yy) * self.w + xx];
-                    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                    out.data[(c * h + y) * w + x] = top * (1.0 - fy) + bottom * fy;
-                }
-            }
-        }
-        out
-    }
-
-    /// The cell vectors `(c, dy, dx)`-ordered, cells in raster order.
-    fn cells(&self, side: usize) -> Vec<Vec<f32>> {
-        let (cy, cx) = (self.h / side, self.w / side);
-        let mut out = Vec::with_capacity(cy * cx);
-        for y in 0..cy {
-            for x in 0..cx {
-                let mut v = Vec::with_capacity(3 * side * side);
-                for c in 0..3 {
-                    for dy in 0..side {
-                        let row = (c * self.h + y * side + dy) * self.w + x * side;
-                        v.extend_from_slice(&self.data[row..row + side]);
-                    }
-                }
-                out.push(v);
-            }
-        }
-        out
-    }
-
-    fn add_cell(&mut self, side: usize, cell: usize, v: &[f32]) {
-        let cx = self.w / side;
-        let (y, x) = (cell / cx, cell % cx);
-        let mut i = 0;
-        for c in 0..3 {
-            for dy in 0..side {
-                let row = (c * self.h + y * side + dy) * self.w + x * side;
-                for dx in 0..side {
-                    self.data[row + dx] += v[i];
-                    i += 1;
-                }
+/// Adds `v` (ordered as [`cells`] gives it) to cell `cell`.
+fn add_cell(img: &mut FloatImage, side: usize, cell: usize, v: &[f32]) {
+    let cx = img.width / side;
+    let (y, x) = (cell / cx, cell % cx);
+    let mut i = 0;
+    for c in 0..3 {
+        for dy in 0..side {
+            for dx in 0..side {
+                img.at_mut(x * side + dx, y * side + dy)[c] += v[i];
+                i += 1;
             }
         }
     }
+}
 
-    fn sub(&self, other: &Planes) -> Planes {
-        Planes {
-            h: self.h,
-            w: self.w,
-            data: self
-                .data
-                .iter()
-                .zip(&other.data)
-                .map(|(a, b)| a - b)
-                .collect(),
-        }
+fn difference(a: &FloatImage, b: &FloatImage) -> FloatImage {
+    FloatImage {
+        width: a.width,
+        height: a.height,
+        pixels: a
+            .pixels
+            .iter()
+            .zip(&b.pixels)
+            .map(|(p, q)| [0, 1, 2].map(|c| p[c] - q[c]))
+            .collect(),
     }
 }
 
@@ -196,27 +134,27 @@ pub struct ResidualVq {
 
 /// Reconstructions of a batch of images after each layer, level by level.
 struct Walk {
-    targets: Vec<Planes>,
-    image: Planes,
+    targets: Vec<FloatImage>,
+    image: FloatImage,
     scale: u8,
 }
 
 impl Walk {
-    fn new(source: &Planes, schedule: &[LayerSpec]) -> Self {
+    fn new(source: &FloatImage, schedule: &[LayerSpec]) -> Self {
         let first = schedule[0].scale_log2;
         let f = 1usize << first;
         Walk {
             targets: Vec::new(),
-            image: Planes::zeros(source.h / f, source.w / f),
+            image: FloatImage::zeros(source.width / f, source.height / f),
             scale: first,
         }
         .with_targets(source, schedule)
     }
 
-    fn with_targets(mut self, source: &Planes, schedule: &[LayerSpec]) -> Self {
+    fn with_targets(mut self, source: &FloatImage, schedule: &[LayerSpec]) -> Self {
         self.targets = schedule
             .iter()
-            .map(|l| source.downsample(1 << l.scale_log2))
+            .map(|l| source.area_downsample(1 << l.scale_log2))
             .collect();
         self
     }
@@ -224,23 +162,26 @@ impl Walk {
     /// Moves to layer `l`'s scale and returns its residual cells.
     fn residual_cells(&mut self, l: usize, spec: &LayerSpec) -> Vec<Vec<f32>> {
         while self.scale > spec.scale_log2 {
-            self.image = self.image.upsample2();
+            self.image = self.image.upsample(2);
             self.scale -= 1;
         }
-        self.targets[l].sub(&self.image).cells(1 << spec.cell_log2)
+        cells(
+            &difference(&self.targets[l], &self.image),
+            1 << spec.cell_log2,
+        )
     }
 
     fn apply(&mut self, spec: &LayerSpec, codebook: &[Vec<f32>], cells: &[Vec<f32>]) {
         let side = 1 << spec.cell_log2;
         let chosen: Vec<usize> = cells.par_iter().map(|v| nearest(codebook, v)).collect();
         for (i, &k) in chosen.iter().enumerate() {
-            self.image.add_cell(side, i, &codebook[k]);
+            add_cell(&mut self.image, side, i, &codebook[k]);
         }
     }
 
-    fn finish(mut self) -> Planes {
+    fn finish(mut self) -> FloatImage {
         while self.scale > 0 {
-            self.image = self.image.upsample2();
+            self.image = self.image.upsample(2);
             self.scale -= 1;
         }
         self.image
@@ -259,7 +200,7 @@ impl ResidualVq {
         let mut rng = Rng::derive(seed, &[0x5E0]);
         let mut walks: Vec<Walk> = crops
             .iter()
-            .map(|c| Walk::new(&Planes::from_image(c, g), schedule))
+            .map(|c| Walk::new(&padded(c, g), schedule))
             .collect();
         let mut codebooks = Vec::new();
         for (l, spec) in schedule.iter().enumerate() {
@@ -284,11 +225,11 @@ impl ResidualVq {
     pub fn reconstruct(&self, image: &RgbImage, layers: usize) -> RgbImage {
         let g = granule(&self.schedule);
         let schedule = &self.schedule[..layers];
-        let mut walk = Walk::new(&Planes::from_image(image, g), schedule);
+        let mut walk = Walk::new(&padded(image, g), schedule);
         for (l, spec) in schedule.iter().enumerate() {
             let cells = walk.residual_cells(l, spec);
             walk.apply(spec, &self.codebooks[l], &cells);
         }
-        walk.finish().to_image(image.width(), image.height())
+        cropped(&walk.finish(), image.width(), image.height())
     }
 }

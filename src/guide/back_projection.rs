@@ -7,106 +7,49 @@
 
 use image::RgbImage;
 
+use crate::resample::FloatImage;
+
 /// Smooth rounds before the exact one.
 const ROUNDS: usize = 8;
-
-/// One channel-interleaved float image.
-struct Plane {
-    width: usize,
-    height: usize,
-    data: Vec<f32>,
-}
-
-impl Plane {
-    fn from_rgb(img: &RgbImage) -> Self {
-        Plane {
-            width: img.width() as usize,
-            height: img.height() as usize,
-            data: img.as_raw().iter().map(|&v| v as f32).collect(),
-        }
-    }
-
-    fn at(&self, x: usize, y: usize, c: usize) -> f32 {
-        self.data[(y * self.width + x) * 3 + c]
-    }
-
-    /// Mean of every `f × f` block.
-    fn area_downsample(&self, f: usize) -> Plane {
-        let (w, h) = (self.width / f, self.height / f);
-        let mut data = vec![0f32; w * h * 3];
-        for y in 0..h * f {
-            for x in 0..w * f {
-                for c in 0..3 {
-                    data[((y / f) * w + x / f) * 3 + c] += self.at(x, y, c);
-                }
-            }
-        }
-        let n = (f * f) as f32;
-        data.iter_mut().for_each(|v| *v /= n);
-        Plane {
-            width: w,
-            height: h,
-            data,
-        }
-    }
-
-    /// Bilinear sample at pixel-centre coordinates (`u`, `v`), clamped at the edges.
-    fn bilinear(&self, u: f32, v: f32, c: usize) -> f32 {
-        let u = u.clamp(0.0, (self.width - 1) as f32);
-        let v = v.clamp(0.0, (self.height - 1) as f32);
-        let (x0, y0) = (u.floor() as usize, v.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
-        let (a, b) = (u - x0 as f32, v - y0 as f32);
-        let top = self.at(x0, y0, c) * (1.0 - a) + self.at(x1, y0, c) * a;
-        let bottom = self.at(x0, y1, c) * (1.0 - a) + self.at(x1, y1, c) * a;
-        top * (1.0 - b) + bottom * b
-    }
-}
 
 /// Adjusts `out` (`scale` × the input's size) until its area-downsample matches `input`.
 pub fn back_project(out: &mut RgbImage, input: &RgbImage, scale: u32) {
     let f = scale as usize;
-    let target = Plane::from_rgb(input);
-    let mut img = Plane::from_rgb(out);
+    let target = FloatImage::from_rgb(input);
+    let mut img = FloatImage::from_rgb(out);
     for round in 0..=ROUNDS {
         let down = img.area_downsample(f);
-        let miss = Plane {
+        let miss = FloatImage {
             width: down.width,
             height: down.height,
-            data: target
-                .data
+            pixels: target
+                .pixels
                 .iter()
-                .zip(&down.data)
-                .map(|(t, d)| t - d)
+                .zip(&down.pixels)
+                .map(|(t, d)| [0, 1, 2].map(|c| t[c] - d[c]))
                 .collect(),
         };
         let smooth = round < ROUNDS;
         for y in 0..img.height {
             for x in 0..img.width {
-                let (u, v) = (
-                    (x as f32 + 0.5) / f as f32 - 0.5,
-                    (y as f32 + 0.5) / f as f32 - 0.5,
-                );
-                for c in 0..3 {
-                    let fix = if smooth {
-                        miss.bilinear(u, v, c)
-                    } else {
-                        miss.at(x / f, y / f, c)
-                    };
-                    img.data[(y * img.width + x) * 3 + c] += fix;
-                }
+                let fix = if smooth {
+                    miss.upsampled_at(f, x, y)
+                } else {
+                    miss.at(x / f, y / f)
+                };
+                let p = img.at_mut(x, y);
+                (0..3).for_each(|c| p[c] += fix[c]);
             }
         }
     }
-    for (o, v) in out.iter_mut().zip(&img.data) {
-        *o = v.round().clamp(0.0, 255.0) as u8;
-    }
+    *out = img.to_rgb();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::metrics::{area_downsample, psnr};
+    use crate::metrics::psnr;
+    use crate::resample::area_downsample;
 
     #[test]
     fn output_downsamples_back_to_the_input() {

@@ -1,4 +1,5 @@
-//! The guided walk (ddn-reference.md §5.4): the same unconditional tree, walked with
+//! The guided walk, the DDN paper's zero-shot conditional generation: the same
+//! unconditional tree, walked with
 //! another scoring rule. At every layer each condition scores every cell's K
 //! candidates and keep; the walk takes the best, or one of the best two at random, so tasks the
 //! network never trained for — super-resolution, inpainting, colorization, denoising —

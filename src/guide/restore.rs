@@ -7,10 +7,11 @@ use image::{Rgb, RgbImage};
 use super::{Condition, GuidedChooser, RandomChooser, View};
 use crate::bitstream::geometry::tiles;
 use crate::bitstream::Tile;
-use crate::codec::tiles::{paste_batch, tile_batch};
+use crate::codec::tiles::{for_each_batch, full_resolution, paste_batch, tile_batch};
 use crate::error::{Error, Result};
 use crate::model::color::{luma, LUMA_WEIGHTS};
 use crate::model::{Chooser, Model, Network, Walk};
+use crate::resample::FloatImage;
 use crate::rng::Rng;
 
 /// A restoration task.
@@ -60,7 +61,7 @@ fn with_luma(mut rgb: [f32; 3], target: f32) -> [f32; 3] {
 }
 
 /// White (bright) mask pixels mark what inpainting must fill.
-fn is_unknown(p: &Rgb<u8>) -> bool {
+pub(crate) fn is_unknown(p: &Rgb<u8>) -> bool {
     p[0] as u32 + p[1] as u32 + p[2] as u32 >= 3 * 128
 }
 
@@ -85,7 +86,7 @@ fn output_size(input: &RgbImage, task: &Task) -> Result<(u32, u32)> {
             Ok((ow as u32, oh as u32))
         }
         Task::SuperResolution { scale } => Err(Error::InvalidArgument(format!(
-            "--scale {scale}: use 2, 4 or 8"
+            "super-resolution by {scale}: the scale must be 2, 4 or 8"
         ))),
         Task::Inpaint { unknown } if unknown.dimensions() != (w, h) => {
             Err(Error::InvalidArgument(format!(
@@ -100,8 +101,8 @@ fn output_size(input: &RgbImage, task: &Task) -> Result<(u32, u32)> {
 
 /// How strongly each task prefers small steps (see [`GuidedChooser::smoothness`]).
 /// A low-resolution or noisy input says nothing of fine detail, and without the prior the
-/// walk fills it with whatever texture matches best (on kodim23's crop, ×4: 23.0 dB
-/// against the original without it, 26.8 with it, bicubic 26.6). Colorization keeps the
+/// walk fills it with whatever texture matches best, below bicubic upsampling
+/// (docs/experiments.md, "Guided walk"). Colorization keeps the
 /// tie-break only: a prior on step size would pull every colour back to grey.
 fn smoothness(task: &Task) -> f32 {
     match task {
@@ -160,7 +161,7 @@ const FILL_SWEEPS: usize = 24;
 /// below; unknown pixels start from the coarser solution and relax towards the mean of
 /// their four neighbours. Large holes blend all of their border smoothly instead of
 /// extending whichever colour is nearest.
-fn push_pull_fill(img: &RgbImage, known: impl Fn(u32, u32) -> bool) -> RgbImage {
+pub(crate) fn push_pull_fill(img: &RgbImage, known: impl Fn(u32, u32) -> bool) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut colour = vec![[0f32; 3]; w * h];
     let mut weight = vec![0f32; w * h];
@@ -199,32 +200,20 @@ fn fill_level(colour: &[[f32; 3]], weight: &[f32], w: usize, h: usize) -> Vec<[f
         }
         w2[j] = w2[j].min(1.0);
     }
-    let coarse = fill_level(&c2, &w2, cw, ch);
+    let coarse = FloatImage {
+        width: cw,
+        height: ch,
+        pixels: fill_level(&c2, &w2, cw, ch),
+    };
     let mut out: Vec<[f32; 3]> = (0..w * h)
         .map(|i| {
-            let (x, y) = (i % w, i / w);
-            let up = bilinear_up(&coarse, cw, ch, x, y);
+            let up = coarse.upsampled_at(2, i % w, i / w);
             let a = weight[i];
             [0, 1, 2].map(|c| a * colour[i][c] + (1.0 - a) * up[c])
         })
         .collect();
     relax(&mut out, colour, weight, w, h);
     out
-}
-
-/// The coarser level's value at fine pixel (`x`, `y`), bilinear between pixel centres.
-fn bilinear_up(coarse: &[[f32; 3]], cw: usize, ch: usize, x: usize, y: usize) -> [f32; 3] {
-    let u = ((x as f32 + 0.5) / 2.0 - 0.5).clamp(0.0, (cw - 1) as f32);
-    let v = ((y as f32 + 0.5) / 2.0 - 0.5).clamp(0.0, (ch - 1) as f32);
-    let (x0, y0) = (u as usize, v as usize);
-    let (x1, y1) = ((x0 + 1).min(cw - 1), (y0 + 1).min(ch - 1));
-    let (a, b) = (u - x0 as f32, v - y0 as f32);
-    let at = |x: usize, y: usize| coarse[y * cw + x];
-    [0, 1, 2].map(|c| {
-        let top = at(x0, y0)[c] * (1.0 - a) + at(x1, y0)[c] * a;
-        let bottom = at(x0, y1)[c] * (1.0 - a) + at(x1, y1)[c] * a;
-        top * (1.0 - b) + bottom * b
-    })
 }
 
 /// Gauss-Seidel sweeps of the membrane equation over the not wholly known pixels.
@@ -272,8 +261,8 @@ fn conditions(guide: &Guide, t: &Tile, scale: u32, network: &Network) -> Result<
 /// The layers a guided walk for `task` takes: all of them, except that super-resolution
 /// stops at the first layer whose cells fit inside one input pixel. There the input pins
 /// only each cell's mean, which back-projection sets anyway, and the choice would be
-/// guessed detail: with model v3's 4-pixel cells at ×4, the walk fell from ahead of
-/// bicubic (+0.07 to +0.10 dB on kodim01–04) to level with it (−0.06 to +0.05).
+/// guessed detail: with model v3's 4-pixel cells at ×4, walking them fell from ahead of
+/// bicubic to level with it (docs/experiments.md, "Guided super-resolution with model v3").
 fn guided_layers(network: &Network, task: &Task) -> usize {
     let schedule = network.config().schedule();
     match task {
@@ -286,6 +275,7 @@ fn guided_layers(network: &Network, task: &Task) -> usize {
     }
 }
 
+/// One tile walked alone, its last image at the tile's full padded size.
 fn walk_tile(
     network: &Network,
     t: &Tile,
@@ -294,12 +284,7 @@ fn walk_tile(
 ) -> Result<Tensor> {
     let (h, w) = (t.padded_height as usize, t.padded_width as usize);
     let walk = network.walk(1, h, w, layers, Walk::Choose(chooser))?;
-    let last = walk.images.last().expect("a layer");
-    Ok(if last.dims()[2..] == [h, w] {
-        last.clone()
-    } else {
-        last.upsample_bilinear2d(h, w, false)?
-    })
+    full_resolution(walk.images.last().expect("a layer"), h, w)
 }
 
 /// Restores `input` with a guided walk; the output is `scale` times larger for
@@ -321,16 +306,26 @@ pub fn restore(
     let tile = crate::codec::tile_size(opts.tile, g);
     let guide = guide_for(input, task);
     let mut out = RgbImage::new(w, h);
-    for (i, t) in tiles(w, h, tile, g).iter().enumerate() {
-        let mut chooser = GuidedChooser {
-            conditions: conditions(&guide, t, scale, network)?,
-            top: opts.top,
-            rng: Rng::derive(opts.seed, &[0x6A1D, i as u64]),
-            smoothness: smoothness(task),
-        };
-        let image = walk_tile(network, t, guided_layers(network, task), &mut chooser)?;
-        paste_batch(&mut out, 0, &[*t], &image)?;
-    }
+    let tiles = tiles(w, h, tile, g);
+    let all: Vec<usize> = (0..tiles.len()).collect();
+    let layers = guided_layers(network, task);
+    // One tile a walk: each tile's chooser has its own conditions and random stream.
+    for_each_batch(
+        &tiles,
+        &all,
+        |_, _| 1,
+        |batch| {
+            let (i, t) = (batch.indices[0], &batch.tiles[0]);
+            let mut chooser = GuidedChooser {
+                conditions: conditions(&guide, t, scale, network)?,
+                top: opts.top,
+                rng: Rng::derive(opts.seed, &[0x6A1D, i as u64]),
+                smoothness: smoothness(task),
+            };
+            let image = walk_tile(network, t, layers, &mut chooser)?;
+            paste_batch(&mut out, 0, &batch.tiles, &image)
+        },
+    )?;
     project(&mut out, input, task);
     Ok(out)
 }
@@ -405,110 +400,4 @@ pub fn grid(images: &[RgbImage]) -> RgbImage {
         );
     }
     out
-}
-
-/// PSNR over the pixels where `keep` is true; infinity when they agree exactly.
-fn masked_psnr(a: &RgbImage, b: &RgbImage, keep: impl Fn(u32, u32) -> bool) -> f64 {
-    let (mut sum, mut n) = (0.0f64, 0usize);
-    for (x, y, p) in a.enumerate_pixels() {
-        if keep(x, y) {
-            let q = b.get_pixel(x, y);
-            sum += (0..3)
-                .map(|c| (p[c] as f64 - q[c] as f64).powi(2))
-                .sum::<f64>();
-            n += 3;
-        }
-    }
-    10.0 * (255.0f64.powi(2) / (sum / n.max(1) as f64)).log10()
-}
-
-fn mean_chroma(img: &RgbImage) -> f64 {
-    let sum: f64 = img
-        .pixels()
-        .map(|p| (*p.0.iter().max().unwrap() - *p.0.iter().min().unwrap()) as f64)
-        .sum();
-    sum / (img.width() as f64 * img.height() as f64)
-}
-
-/// How well `output` restores `reference` from `input`, next to the simple baseline of
-/// each task (bicubic upsampling, a mean-colour fill, the grey image, the noisy image).
-pub fn report(
-    task: &Task,
-    input: &RgbImage,
-    output: &RgbImage,
-    reference: &RgbImage,
-) -> Result<serde_json::Value> {
-    if output.dimensions() != reference.dimensions() {
-        return Err(Error::InvalidArgument(format!(
-            "the reference is {}x{} but the output is {}x{}",
-            reference.width(),
-            reference.height(),
-            output.width(),
-            output.height()
-        )));
-    }
-    let psnr = crate::eval::metrics::psnr;
-    Ok(match task {
-        Task::SuperResolution { scale } => {
-            use image::imageops::{resize, FilterType};
-            let (w, h) = input.dimensions();
-            let down = crate::eval::metrics::area_downsample(output, *scale);
-            let bicubic = resize(input, w * scale, h * scale, FilterType::CatmullRom);
-            serde_json::json!({
-                "task": "sr", "scale": scale,
-                "psnr_downsampled_vs_input": psnr(&down, input),
-                "psnr_vs_reference": psnr(output, reference),
-                "bicubic_psnr_vs_reference": psnr(&bicubic, reference),
-            })
-        }
-        Task::Inpaint { unknown } => {
-            let hole = |x, y| is_unknown(unknown.get_pixel(x, y));
-            let known: Vec<&Rgb<u8>> = input
-                .enumerate_pixels()
-                .filter(|(x, y, _)| !hole(*x, *y))
-                .map(|(_, _, p)| p)
-                .collect();
-            let mean = |c: usize| {
-                (known.iter().map(|p| p[c] as f64).sum::<f64>() / known.len().max(1) as f64).round()
-                    as u8
-            };
-            let fill = Rgb([mean(0), mean(1), mean(2)]);
-            let filled = RgbImage::from_fn(input.width(), input.height(), |x, y| {
-                if hole(x, y) {
-                    fill
-                } else {
-                    *input.get_pixel(x, y)
-                }
-            });
-            let smooth = push_pull_fill(input, |x, y| !hole(x, y));
-            serde_json::json!({
-                "task": "inpaint",
-                "psnr_known_pixels_vs_input": masked_psnr(output, input, |x, y| !hole(x, y)),
-                "psnr_hole_vs_reference": masked_psnr(output, reference, hole),
-                "mean_colour_fill_psnr_hole_vs_reference": masked_psnr(&filled, reference, hole),
-                "smooth_fill_psnr_hole_vs_reference": masked_psnr(&smooth, reference, hole),
-            })
-        }
-        Task::Colorize => {
-            let grey_of = |img: &RgbImage| {
-                RgbImage::from_fn(img.width(), img.height(), |x, y| {
-                    let v = luma(img.get_pixel(x, y).0.map(|v| v as f32)).round() as u8;
-                    Rgb([v, v, v])
-                })
-            };
-            serde_json::json!({
-                "task": "colorize",
-                "psnr_grey_vs_input": psnr(&grey_of(output), &grey_of(input)),
-                "psnr_vs_reference": psnr(output, reference),
-                "grey_input_psnr_vs_reference": psnr(input, reference),
-                "mean_chroma": mean_chroma(output),
-                "reference_mean_chroma": mean_chroma(reference),
-            })
-        }
-        Task::Denoise => serde_json::json!({
-            "task": "denoise",
-            "psnr_vs_reference": psnr(output, reference),
-            "noisy_input_psnr_vs_reference": psnr(input, reference),
-        }),
-    })
 }

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bitstream::header::MAX_LAYERS;
-use crate::bitstream::LayerSpec;
 use crate::error::{Error, Result};
+use crate::schedule::LayerSpec;
+use crate::schedule::MAX_LAYERS;
 
 /// One Discrete Distribution Layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,21 +37,39 @@ pub struct ModelConfig {
     pub levels: Vec<LevelConfig>,
 }
 
+/// One rung of a ladder written out by hand: a level whose layers all share K and cell size.
+#[derive(Debug, Clone, Copy)]
+pub struct Rung {
+    pub scale_log2: u8,
+    pub s2d_log2: u8,
+    pub channels: usize,
+    pub layers: usize,
+    pub k: u32,
+    pub cell_log2: u8,
+}
+
+impl Rung {
+    fn level(&self) -> LevelConfig {
+        LevelConfig {
+            scale_log2: self.scale_log2,
+            channels: self.channels,
+            s2d_log2: self.s2d_log2,
+            layers: vec![
+                LayerConfig {
+                    k: self.k,
+                    cell_log2: self.cell_log2,
+                };
+                self.layers
+            ],
+        }
+    }
+}
+
 impl ModelConfig {
-    /// A ladder of `(scale_log2, s2d_log2, channels, layers, K, cell_log2)` rungs.
-    pub fn ladder(rungs: &[(u8, u8, usize, usize, u32, u8)]) -> Self {
+    /// A ladder of rungs, coarsest first.
+    pub fn ladder(rungs: &[Rung]) -> Self {
         ModelConfig {
-            levels: rungs
-                .iter()
-                .map(
-                    |&(scale_log2, s2d_log2, channels, layers, k, cell_log2)| LevelConfig {
-                        scale_log2,
-                        channels,
-                        s2d_log2,
-                        layers: vec![LayerConfig { k, cell_log2 }; layers],
-                    },
-                )
-                .collect(),
+            levels: rungs.iter().map(Rung::level).collect(),
         }
     }
 
@@ -60,12 +78,20 @@ impl ModelConfig {
     /// at low rates: five with 8×8-pixel cells, three with 4×4 and three with 2×2, for the
     /// detail that high rates pay for.
     pub fn default_codec() -> Self {
+        let rung = |scale_log2, s2d_log2, channels, layers, cell_log2| Rung {
+            scale_log2,
+            s2d_log2,
+            channels,
+            layers,
+            k: 64,
+            cell_log2,
+        };
         let mut config = Self::ladder(&[
-            (4, 0, 64, 2, 64, 1),
-            (3, 0, 64, 3, 64, 1),
-            (2, 0, 64, 3, 64, 2),
-            (1, 1, 64, 3, 64, 2),
-            (0, 1, 48, 5, 64, 3),
+            rung(4, 0, 64, 2, 1),
+            rung(3, 0, 64, 3, 1),
+            rung(2, 0, 64, 3, 2),
+            rung(1, 1, 64, 3, 2),
+            rung(0, 1, 48, 5, 3),
         ]);
         let finest = config.levels.last_mut().expect("the ladder has levels");
         for cell_log2 in [2, 1] {
@@ -76,7 +102,19 @@ impl ModelConfig {
 
     /// A very small ladder for tests.
     pub fn tiny() -> Self {
-        Self::ladder(&[(2, 0, 8, 2, 4, 0), (1, 0, 8, 1, 8, 1), (0, 1, 8, 1, 4, 1)])
+        let rung = |scale_log2, s2d_log2, layers, k, cell_log2| Rung {
+            scale_log2,
+            s2d_log2,
+            channels: 8,
+            layers,
+            k,
+            cell_log2,
+        };
+        Self::ladder(&[
+            rung(2, 0, 2, 4, 0),
+            rung(1, 0, 1, 8, 1),
+            rung(0, 1, 1, 4, 1),
+        ])
     }
 
     /// Every layer as the bitstream describes it, coarsest first.
@@ -99,7 +137,7 @@ impl ModelConfig {
 
     /// Side of the largest cell in image pixels: tiles are padded to a multiple of it.
     pub fn granule(&self) -> u32 {
-        crate::bitstream::header::granule(&self.schedule())
+        crate::schedule::granule(&self.schedule())
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -2,7 +2,8 @@
 //! speed on the CPU.
 //!
 //! candle's CPU conv2d spends most of its time in a single-threaded im2col copy and its
-//! backward pass uses a slow direct `conv_transpose2d` (notes/candle-cpu.md §3–4). Here
+//! backward pass uses a slow direct `conv_transpose2d` (docs/experiments.md, "Encoder and
+//! decoder speed", has the profile). Here
 //! every pass is one im2col (whole shifted rows, so plain `memcpy`s) and one GEMM per
 //! image: forward `Y = W·col(X)`, weights `dW = Σ dY·col(X)ᵀ`, input `dX` = the same
 //! convolution of `dY` with the kernel transposed and flipped.

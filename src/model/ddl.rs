@@ -264,7 +264,7 @@ fn pixel_shuffle(x: &Tensor, r: usize) -> Result<Tensor> {
     })
 }
 
-/// Index of the smallest of each run of `k` values; ties go to the lowest index.
+/// Index of the smallest value; ties go to the lowest index.
 pub fn argmin(values: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate().skip(1) {
@@ -352,6 +352,10 @@ pub fn replay_chosen_direct(
     indices: &[u32],
     shape: LayerShape,
 ) -> Result<Tensor> {
+    if !feat.device().is_cpu() {
+        // An accelerator has the memory for the gathered weights, and the data stays on it.
+        return replay_chosen(feat, head, prev, indices, shape);
+    }
     let (b, c, hf, wf) = feat.dims4()?;
     let per_node = 3 * shape.s2d * shape.s2d;
     let plane = hf * wf;

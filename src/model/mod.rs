@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 pub use config::{LayerConfig, LevelConfig, ModelConfig};
 pub use network::{Chooser, Network, Walk, WalkResult};
 
-use crate::bitstream::ModelId;
 use crate::error::{Error, Result};
+use crate::schedule::ModelId;
 
 /// Metadata key of the JSON configuration in a model file.
 pub const CONFIG_KEY: &str = "ddn.config";

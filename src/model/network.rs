@@ -83,63 +83,99 @@ pub struct Network {
     config: ModelConfig,
     init: Var,
     levels: Vec<Level>,
+    /// Every parameter under its name in the model file, in construction order.
+    params: Vec<Param>,
     device: Device,
-    /// Keep the autograd graph through a walk (training). Off, every layer's outputs are
-    /// detached, so a long walk holds no graph and memory stays flat.
-    track_grad: bool,
 }
 
-/// Draws weights uniformly in ±`bound`.
-fn uniform_var(rng: &mut Rng, shape: &[usize], bound: f64, device: &Device) -> Result<Var> {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|_| rng.range(-bound, bound) as f32).collect();
-    Ok(Var::from_tensor(&Tensor::from_vec(data, shape, device)?)?)
+/// Makes the network's parameters, drawing each uniformly from the one seeded stream,
+/// and lists each under its name in the model file as it is made: the parameter list is
+/// the construction order, never kept by hand.
+struct ParamMaker<'a> {
+    rng: Rng,
+    device: &'a Device,
+    made: Vec<Param>,
 }
 
-fn new_conv(
-    rng: &mut Rng,
-    cin: usize,
-    cout: usize,
-    ksize: usize,
-    gain: f64,
-    device: &Device,
-) -> Result<Conv> {
-    let fan_in = (cin * ksize * ksize) as f64;
-    Ok(Conv {
-        weight: uniform_var(
-            rng,
-            &[cout, cin, ksize, ksize],
-            gain * (3.0 / fan_in).sqrt(),
-            device,
-        )?,
-        bias: Var::from_tensor(&Tensor::zeros(cout, DType::F32, device)?)?,
-    })
+impl ParamMaker<'_> {
+    /// A tensor drawn uniformly in ±`bound`.
+    fn uniform(&mut self, name: String, shape: &[usize], bound: f64) -> Result<Var> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|_| self.rng.range(-bound, bound) as f32)
+            .collect();
+        let var = Var::from_tensor(&Tensor::from_vec(data, shape, self.device)?)?;
+        self.made.push(Param {
+            name,
+            var: var.clone(),
+        });
+        Ok(var)
+    }
+
+    fn zeros(&mut self, name: String, len: usize) -> Result<Var> {
+        let var = Var::from_tensor(&Tensor::zeros(len, DType::F32, self.device)?)?;
+        self.made.push(Param {
+            name,
+            var: var.clone(),
+        });
+        Ok(var)
+    }
+
+    /// A `ksize × ksize` conv, He-style uniform weights scaled by `gain`, zero bias.
+    fn conv(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        ksize: usize,
+        gain: f64,
+    ) -> Result<Conv> {
+        let fan_in = (cin * ksize * ksize) as f64;
+        Ok(Conv {
+            weight: self.uniform(
+                format!("{name}.weight"),
+                &[cout, cin, ksize, ksize],
+                gain * (3.0 / fan_in).sqrt(),
+            )?,
+            bias: self.zeros(format!("{name}.bias"), cout)?,
+        })
+    }
 }
 
 impl Network {
     /// A freshly initialised network; the same seed gives the same weights.
     pub fn new(config: &ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         config.validate()?;
-        let mut rng = Rng::derive(seed, &[0x1_417]);
+        let mut make = ParamMaker {
+            rng: Rng::derive(seed, &[0x1_417]),
+            device,
+            made: Vec::new(),
+        };
         let c0 = config.levels[0].channels;
-        let init = uniform_var(&mut rng, &[1, c0, 1, 1], 1.0, device)?;
+        let init = make.uniform("init".into(), &[1, c0, 1, 1], 1.0)?;
         let mut levels = Vec::new();
         for (i, lc) in config.levels.iter().enumerate() {
             let c = lc.channels;
             let s2d = 1usize << lc.s2d_log2;
             let image_channels = 3 * s2d * s2d;
             let mut layers = Vec::new();
-            for layer in &lc.layers {
+            for (j, layer) in lc.layers.iter().enumerate() {
                 let k = layer.k as usize;
+                let name = format!("level{i}.layer{j}");
                 layers.push(Layer {
-                    conv1: new_conv(&mut rng, c + image_channels, c, 3, 2.0f64.sqrt(), device)?,
+                    conv1: make.conv(
+                        &format!("{name}.conv1"),
+                        c + image_channels,
+                        c,
+                        3,
+                        2.0f64.sqrt(),
+                    )?,
                     // A small last conv keeps each residual block near the identity at first.
-                    conv2: new_conv(&mut rng, c, c, 3, 0.1, device)?,
-                    head: uniform_var(
-                        &mut rng,
+                    conv2: make.conv(&format!("{name}.conv2"), c, c, 3, 0.1)?,
+                    head: make.uniform(
+                        format!("{name}.head"),
                         &[image_channels * k, c, 1, 1],
                         0.5 / (c as f64).sqrt(),
-                        device,
                     )?,
                     k,
                     cell: 1 << layer.cell_log2,
@@ -148,15 +184,11 @@ impl Network {
             let up = match config.levels.get(i + 1) {
                 Some(next) => {
                     let shuffle = if next.s2d_log2 > lc.s2d_log2 { 1 } else { 2 };
-                    let conv = new_conv(
-                        &mut rng,
-                        c,
-                        shuffle * shuffle * next.channels,
-                        3,
-                        1.0,
-                        device,
-                    )?;
-                    Some((conv, shuffle))
+                    let cout = shuffle * shuffle * next.channels;
+                    Some((
+                        make.conv(&format!("level{i}.up"), c, cout, 3, 1.0)?,
+                        shuffle,
+                    ))
                 }
                 None => None,
             };
@@ -171,14 +203,9 @@ impl Network {
             config: config.clone(),
             init,
             levels,
+            params: make.made,
             device: device.clone(),
-            track_grad: false,
         })
-    }
-
-    /// Whether walks keep the gradient graph (training) or not (coding).
-    pub fn set_track_grad(&mut self, on: bool) {
-        self.track_grad = on;
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -189,36 +216,9 @@ impl Network {
         &self.device
     }
 
-    /// Every trainable tensor with its stable name, in a fixed order.
+    /// Every trainable tensor with its stable name, in the order they were made.
     pub fn params(&self) -> Vec<Param> {
-        let mut out = vec![Param {
-            name: "init".into(),
-            var: self.init.clone(),
-        }];
-        let conv = |out: &mut Vec<Param>, prefix: &str, c: &Conv| {
-            out.push(Param {
-                name: format!("{prefix}.weight"),
-                var: c.weight.clone(),
-            });
-            out.push(Param {
-                name: format!("{prefix}.bias"),
-                var: c.bias.clone(),
-            });
-        };
-        for (i, level) in self.levels.iter().enumerate() {
-            for (j, layer) in level.layers.iter().enumerate() {
-                conv(&mut out, &format!("level{i}.layer{j}.conv1"), &layer.conv1);
-                conv(&mut out, &format!("level{i}.layer{j}.conv2"), &layer.conv2);
-                out.push(Param {
-                    name: format!("level{i}.layer{j}.head"),
-                    var: layer.head.clone(),
-                });
-            }
-            if let Some((up, _)) = &level.up {
-                conv(&mut out, &format!("level{i}.up"), up);
-            }
-        }
-        out
+        self.params.clone()
     }
 
     /// The head of every layer in walk order: the K output nodes that Split-and-Prune edits.
@@ -306,14 +306,40 @@ impl Network {
     }
 
     /// Walks the first `max_layers` layers for a batch of `batch` images of
-    /// `height × width` pixels (multiples of the granule).
+    /// `height × width` pixels (multiples of the granule), for coding: every layer's
+    /// outputs are detached, so a long walk holds no autograd graph and memory stays flat.
     pub fn walk(
         &self,
         batch: usize,
         height: usize,
         width: usize,
         max_layers: usize,
+        how: Walk,
+    ) -> Result<WalkResult> {
+        self.walk_with(batch, height, width, max_layers, how, false)
+    }
+
+    /// [`Network::walk`] keeping the autograd graph, for training: the loss flows through
+    /// the chosen candidates only.
+    pub fn training_walk(
+        &self,
+        batch: usize,
+        height: usize,
+        width: usize,
+        max_layers: usize,
+        how: Walk,
+    ) -> Result<WalkResult> {
+        self.walk_with(batch, height, width, max_layers, how, true)
+    }
+
+    fn walk_with(
+        &self,
+        batch: usize,
+        height: usize,
+        width: usize,
+        max_layers: usize,
         mut how: Walk,
+        track_grad: bool,
     ) -> Result<WalkResult> {
         let first = &self.levels[0];
         let (h0, w0) = (height >> first.scale_log2, width >> first.scale_log2);
@@ -340,12 +366,12 @@ impl Network {
                 }
                 let x = Tensor::cat(&[&feat, &space_to_depth(&image, level.s2d)?], 1)?;
                 feat = (&feat + layer.conv2.forward(&layer.conv1.forward(&x)?.silu()?)?)?;
-                if !self.track_grad {
+                if !track_grad {
                     feat = feat.detach();
                 }
                 let shape = self.layer_shape(n, batch, height, width);
                 let (chosen, indices) = match &mut how {
-                    Walk::Replay(all) if self.track_grad => {
+                    Walk::Replay(all) if track_grad => {
                         let idx = all[n].clone();
                         (
                             ddl::replay_chosen(&feat, &layer.head, &image, &idx, shape)?,
@@ -361,7 +387,7 @@ impl Network {
                     Walk::Choose(chooser) => {
                         let cands = Candidates::new(&feat, &layer.head, &image, shape)?;
                         let idx = chooser.choose(n, &cands)?;
-                        let chosen = if self.track_grad {
+                        let chosen = if track_grad {
                             // Training: the loss flows through the chosen candidates
                             // only, recomputed on their own.
                             ddl::replay_chosen(&feat, &layer.head, &image, &idx, shape)?
@@ -372,11 +398,9 @@ impl Network {
                     }
                 };
                 image = chosen.detach();
-                result.images.push(if self.track_grad {
-                    chosen
-                } else {
-                    image.clone()
-                });
+                result
+                    .images
+                    .push(if track_grad { chosen } else { image.clone() });
                 result.indices.push(indices);
             }
             if result.indices.len() == max_layers {

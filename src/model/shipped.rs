@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use candle_core::Device;
 
 use super::{model_id, Model};
-use crate::bitstream::ModelId;
 use crate::error::Result;
+use crate::schedule::ModelId;
 
 /// A model built into the binary.
 #[derive(Debug)]

@@ -10,7 +10,6 @@ pub mod data;
 pub mod optim;
 pub mod split_prune;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -98,8 +97,7 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(config: &ModelConfig, hyper: Hyper, device: &Device) -> Result<Self> {
-        let mut network = Network::new(config, hyper.seed, device)?;
-        network.set_track_grad(true);
+        let network = Network::new(config, hyper.seed, device)?;
         let vars = network.params().into_iter().map(|p| p.var).collect();
         let adam = Adam::new(
             vars,
@@ -160,7 +158,7 @@ impl Trainer {
         };
         let walk = self
             .network
-            .walk(b, h, w, layers, Walk::Choose(&mut chooser))?;
+            .training_walk(b, h, w, layers, Walk::Choose(&mut chooser))?;
         let picks = std::mem::take(&mut chooser.picks);
         let losses = walk
             .images
@@ -241,7 +239,8 @@ pub struct RunOptions {
     pub checkpoint: PathBuf,
     pub checkpoint_every: u64,
     pub log: PathBuf,
-    pub progress: bool,
+    /// Where the network trains.
+    pub device: Device,
 }
 
 /// Node-usage entropy in bits of a layer's picks.
@@ -322,12 +321,13 @@ impl Window {
     }
 }
 
-/// Runs `ddn train`.
-pub fn run(opts: &RunOptions) -> Result<()> {
-    let device = Device::Cpu;
+/// Runs `ddn train`. `progress` hears the step reached at the start and at every log
+/// line, with that line's summary.
+pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()> {
+    let device = &opts.device;
     let mut trainer = match &opts.resume {
-        Some(path) => Trainer::resume(path, &device)?,
-        None => Trainer::new(&opts.config, opts.hyper.clone(), &device)?,
+        Some(path) => Trainer::resume(path, device)?,
+        None => Trainer::new(&opts.config, opts.hyper.clone(), device)?,
     };
     if let Some(path) = &opts.init {
         warm_start(&trainer.network, path)?;
@@ -339,7 +339,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let dataset = Dataset::load(&opts.data, hyper.crop)?;
     let started = Instant::now();
     let total = opts.steps.unwrap_or(u64::MAX);
-    let bar = progress_bar(opts, trainer.step, total);
+    progress(trainer.step, "");
     let mut log = open_log(&opts.log, trainer.step == 0, &trainer.network)?;
     let mut window = Window::new();
     let log_every = 25;
@@ -349,7 +349,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 break;
             }
         }
-        let batch = dataset.batch(hyper.seed, trainer.step, hyper.batch, hyper.crop, &device)?;
+        let batch = dataset.batch(hyper.seed, trainer.step, hyper.batch, hyper.crop, device)?;
         let report = trainer.train_step(&batch)?;
         if !report.loss.is_finite() {
             return Err(Error::InvalidArgument(format!(
@@ -366,10 +366,8 @@ pub fn run(opts: &RunOptions) -> Result<()> {
                 trainer.seconds_before + started.elapsed().as_secs_f64(),
                 hyper.lr_at(trainer.step),
             );
-            writeln!(log, "{}", line.csv).map_err(|e| Error::io(&opts.log, e))?;
-            log.flush().map_err(|e| Error::io(&opts.log, e))?;
-            bar.set_position(trainer.step);
-            bar.set_message(line.human);
+            write_log_row(&mut log, &opts.log, &line.row)?;
+            progress(trainer.step, &line.human);
             window = Window::new();
         }
         if trainer.step % opts.checkpoint_every == 0 {
@@ -378,7 +376,6 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     }
     trainer.save_checkpoint(&opts.checkpoint, started.elapsed().as_secs_f64())?;
     crate::io::write_output(&opts.out, true, &trainer.model_bytes()?)?;
-    bar.finish();
     eprintln!(
         "trained to step {} in {:.1} min ({:.1} min in all); model {} (checkpoint {})",
         trainer.step,
@@ -410,47 +407,46 @@ fn warm_start(network: &Network, path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(opts: &RunOptions, start: u64, total: u64) -> indicatif::ProgressBar {
-    let bar = if !opts.progress {
-        indicatif::ProgressBar::hidden()
-    } else if total == u64::MAX {
-        indicatif::ProgressBar::new_spinner()
-    } else {
-        indicatif::ProgressBar::new(total)
-    };
-    let style =
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .expect("valid template")
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_position(start);
-    bar
-}
-
-fn open_log(path: &std::path::Path, fresh: bool, network: &Network) -> Result<std::fs::File> {
-    let mut file = std::fs::OpenOptions::new()
+/// The CSV training log: fresh with a header, or appended to on resume.
+fn open_log(
+    path: &std::path::Path,
+    fresh: bool,
+    network: &Network,
+) -> Result<csv::Writer<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(!fresh)
         .write(true)
         .truncate(fresh)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
+    let mut log = csv::Writer::from_writer(file);
     if fresh {
-        let levels: Vec<String> = (0..network.config().levels.len())
-            .map(|i| format!("entropy_level{i}"))
+        let levels = (0..network.config().levels.len()).map(|i| format!("entropy_level{i}"));
+        let header: Vec<String> = ["step", "elapsed_s", "images_per_s", "loss", "psnr", "lr"]
+            .into_iter()
+            .chain(["grad_norm", "splits"])
+            .map(String::from)
+            .chain(levels)
+            .chain(["dead_nodes".to_string()])
             .collect();
-        writeln!(
-            file,
-            "step,elapsed_s,images_per_s,loss,psnr,lr,grad_norm,splits,{},dead_nodes",
-            levels.join(",")
-        )
-        .map_err(|e| Error::io(path, e))?;
+        write_log_row(&mut log, path, &header)?;
     }
-    Ok(file)
+    Ok(log)
+}
+
+fn write_log_row(
+    log: &mut csv::Writer<std::fs::File>,
+    path: &std::path::Path,
+    row: &[String],
+) -> Result<()> {
+    log.write_record(row)
+        .and_then(|()| Ok(log.flush()?))
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))
 }
 
 struct LogLine {
-    csv: String,
+    row: Vec<String>,
     human: String,
 }
 
@@ -461,20 +457,20 @@ fn log_line(r: &StepReport, w: &Window, config: &ModelConfig, seconds: f64, lr: 
     let steps = w.steps.max(1) as f64;
     let (loss, psnr) = (w.loss / steps, w.psnr / steps);
     let ent: Vec<String> = entropy.iter().map(|e| format!("{e:.3}")).collect();
+    let mut row = vec![
+        r.step.to_string(),
+        format!("{seconds:.1}"),
+        format!("{ips:.2}"),
+        format!("{loss:.6}"),
+        format!("{psnr:.3}"),
+        format!("{lr:.6}"),
+        format!("{:.4}", r.grad_norm),
+        r.splits.to_string(),
+    ];
+    row.extend(ent.iter().cloned());
+    row.push(dead.to_string());
     LogLine {
-        csv: format!(
-            "{},{:.1},{:.2},{:.6},{:.3},{:.6},{:.4},{},{},{}",
-            r.step,
-            seconds,
-            ips,
-            loss,
-            psnr,
-            lr,
-            r.grad_norm,
-            r.splits,
-            ent.join(","),
-            dead
-        ),
+        row,
         human: format!(
             "{ips:.1} img/s loss {loss:.5} psnr {psnr:.2} dB H/level [{}] dead {dead}",
             ent.join(" ")

@@ -10,8 +10,7 @@ pub struct AdamConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    /// Global gradient-norm clip; training at lr 1e-3 diverges without one
-    /// (codec-design.md §8).
+    /// Global gradient-norm clip: without one, training at lr 1e-3 diverges.
     pub clip_norm: f64,
 }
 

@@ -1,4 +1,4 @@
-//! Split-and-Prune (ddn-reference.md §2): keeps every output node of a DDL in use.
+//! Split-and-Prune, the DDN paper's node balancing: keeps every output node of a DDL in use.
 //!
 //! Each DDL counts how often each of its K nodes is the nearest, summed over all cells.
 //! After an optimizer step, if the busiest node is over-used or the rarest under-used, the

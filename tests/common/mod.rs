@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: tiny models and synthetic images.
 #![allow(dead_code)]
+#![cfg_attr(not(feature = "cli"), allow(unused_imports))]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -29,12 +30,20 @@ pub fn test_image(width: u32, height: u32, seed: u32) -> RgbImage {
     })
 }
 
+/// The `ddn` binary under test (built with the default `cli` feature).
+#[cfg(feature = "cli")]
+pub fn ddn_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_ddn")
+}
+
 /// A temporary folder with a tiny model and a small PNG, where `ddn` runs.
+#[cfg(feature = "cli")]
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub model: PathBuf,
 }
 
+#[cfg(feature = "cli")]
 impl Sandbox {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -50,7 +59,7 @@ impl Sandbox {
     }
 
     pub fn ddn(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ddn"));
+        let mut cmd = Command::new(ddn_binary());
         cmd.current_dir(self.dir.path()).args(args);
         if matches!(args[0], "compress" | "decompress") {
             cmd.arg("--model").arg(&self.model);
