@@ -126,5 +126,56 @@ fn layer(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codec, packer, range_coder, layer);
+/// The GEMM peak of this machine next to the network's hot loop, both in FLOP/s
+/// (criterion's "elem/s"): a 1024³ product straight through the `gemm` crate, and one
+/// 3×3 conv of the finest level (60 → 48 channels on the 384×256 space-to-depth grid of a
+/// 768×512 image) through `conv_same`. Their ratio is the share of the peak the network
+/// reaches.
+fn gemm_peak(c: &mut Criterion) {
+    let n = 1024;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b = a.clone();
+    let mut out = vec![0f32; n * n];
+    let mut group = c.benchmark_group("flops");
+    group.sample_size(10);
+    group.throughput(criterion::Throughput::Elements(2 * (n * n * n) as u64));
+    group.bench_function("gemm_1024", |bench| {
+        bench.iter(|| unsafe {
+            // SAFETY: three distinct n×n row-major buffers.
+            gemm::gemm(
+                n,
+                n,
+                n,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            )
+        })
+    });
+    let (cin, cout, h, w) = (60, 48, 256, 384);
+    let x = candle_core::Tensor::rand(-1f32, 1.0, (1, cin, h, w), &Device::Cpu).unwrap();
+    let k = candle_core::Tensor::rand(-1f32, 1.0, (cout, cin, 3, 3), &Device::Cpu).unwrap();
+    group.throughput(criterion::Throughput::Elements(
+        (2 * cin * 9 * cout * h * w) as u64,
+    ));
+    group.bench_function("conv3x3_finest_level", |bench| {
+        bench.iter(|| ddn::model::conv::conv_same(&x, &k).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, packer, range_coder, layer, gemm_peak);
 criterion_main!(benches);

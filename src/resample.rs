@@ -57,6 +57,20 @@ impl FloatImage {
         &mut self.pixels[y * self.width + x]
     }
 
+    /// `self − other`, pixel by pixel (the same size).
+    pub fn minus(&self, other: &FloatImage) -> FloatImage {
+        FloatImage {
+            width: self.width,
+            height: self.height,
+            pixels: self
+                .pixels
+                .iter()
+                .zip(&other.pixels)
+                .map(|(p, q)| [0, 1, 2].map(|c| p[c] - q[c]))
+                .collect(),
+        }
+    }
+
     /// The mean of every `f × f` block; partial blocks at the right and bottom edges are
     /// dropped.
     pub fn area_downsample(&self, f: usize) -> FloatImage {

@@ -5,22 +5,8 @@ mod common;
 
 use ddn::codec::{decode, encode, encode_with_roi, EncodeOptions, Rate};
 use ddn::io::SourceImage;
-use image::{GrayImage, Luma, RgbImage};
-
-/// PSNR over the pixels where `inside(x, y)` holds.
-fn masked_psnr(a: &RgbImage, b: &RgbImage, inside: impl Fn(u32, u32) -> bool) -> f64 {
-    let (mut sum, mut n) = (0.0, 0.0);
-    for (x, y, p) in a.enumerate_pixels() {
-        if inside(x, y) {
-            let q = b.get_pixel(x, y);
-            sum += (0..3)
-                .map(|c| (p[c] as f64 - q[c] as f64).powi(2))
-                .sum::<f64>();
-            n += 3.0;
-        }
-    }
-    10.0 * (255.0f64.powi(2) / (sum / n)).log10()
-}
+use ddn::metrics::masked_psnr;
+use image::{GrayImage, Luma};
 
 #[test]
 fn the_region_is_sharper_than_in_a_plain_encode_of_the_same_size() {

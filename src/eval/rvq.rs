@@ -69,19 +69,6 @@ fn add_cell(img: &mut FloatImage, side: usize, cell: usize, v: &[f32]) {
     }
 }
 
-fn difference(a: &FloatImage, b: &FloatImage) -> FloatImage {
-    FloatImage {
-        width: a.width,
-        height: a.height,
-        pixels: a
-            .pixels
-            .iter()
-            .zip(&b.pixels)
-            .map(|(p, q)| [0, 1, 2].map(|c| p[c] - q[c]))
-            .collect(),
-    }
-}
-
 fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
@@ -165,10 +152,7 @@ impl Walk {
             self.image = self.image.upsample(2);
             self.scale -= 1;
         }
-        cells(
-            &difference(&self.targets[l], &self.image),
-            1 << spec.cell_log2,
-        )
+        cells(&self.targets[l].minus(&self.image), 1 << spec.cell_log2)
     }
 
     fn apply(&mut self, spec: &LayerSpec, codebook: &[Vec<f32>], cells: &[Vec<f32>]) {

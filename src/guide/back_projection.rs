@@ -18,17 +18,7 @@ pub fn back_project(out: &mut RgbImage, input: &RgbImage, scale: u32) {
     let target = FloatImage::from_rgb(input);
     let mut img = FloatImage::from_rgb(out);
     for round in 0..=ROUNDS {
-        let down = img.area_downsample(f);
-        let miss = FloatImage {
-            width: down.width,
-            height: down.height,
-            pixels: target
-                .pixels
-                .iter()
-                .zip(&down.pixels)
-                .map(|(t, d)| [0, 1, 2].map(|c| t[c] - d[c]))
-                .collect(),
-        };
+        let miss = target.minus(&img.area_downsample(f));
         let smooth = round < ROUNDS;
         for y in 0..img.height {
             for x in 0..img.width {

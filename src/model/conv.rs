@@ -77,23 +77,78 @@ fn im2col(image: &[f32], d: ConvDims, col: &mut Vec<f32>) {
         });
 }
 
-/// `Y[b] = W · col(X[b])` for `[B, c_in, h, w]` input and `[c_out, c_in, k, k]` weights.
+/// Floats of one band's im2col block (4 MiB): small enough to stay in cache between being
+/// written and being read by the GEMM (a whole image's block is hundreds of MB), large
+/// enough for the GEMM to run near its peak. Chosen with the `flops` bench
+/// (docs/experiments.md, "Encoder and decoder speed").
+const BAND_FLOATS: usize = 1 << 20;
+
+/// Output rows per band of [`forward`].
+fn band_rows(d: ConvDims) -> usize {
+    (BAND_FLOATS / (d.taps() * d.width).max(1)).clamp(1, d.height)
+}
+
+/// [`im2col`] of output rows `rows` only: `[taps, rows.len() · width]` into `col`.
+fn im2col_rows(image: &[f32], d: ConvDims, rows: std::ops::Range<usize>, col: &mut Vec<f32>) {
+    let (h, w, k) = (d.height, d.width, d.kernel);
+    let pad = k / 2;
+    let n = rows.len() * w;
+    col.clear();
+    col.resize(d.taps() * n, 0.0);
+    for (tap, out) in col.chunks_mut(n).enumerate() {
+        let (c, ky, kx) = (tap / (k * k), tap / k % k, tap % k);
+        let plane = &image[c * h * w..(c + 1) * h * w];
+        let x0 = pad.saturating_sub(kx);
+        let x1 = (w + pad).saturating_sub(kx).min(w);
+        if x0 >= x1 {
+            continue;
+        }
+        for (i, y) in rows.clone().enumerate() {
+            let sy = y + ky;
+            if sy < pad || sy - pad >= h {
+                continue;
+            }
+            let src = (sy - pad) * w + x0 + kx - pad;
+            out[i * w + x0..i * w + x1].copy_from_slice(&plane[src..src + (x1 - x0)]);
+        }
+    }
+}
+
+/// `Y[b] = W · col(X[b])` for `[B, c_in, h, w]` input and `[c_out, c_in, k, k]` weights,
+/// band of rows by band: each band's im2col block and its GEMM on one thread, in cache.
 fn forward(x: &[f32], weights: &[f32], d: ConvDims) -> Vec<f32> {
     let (per_in, per_out) = (d.c_in * d.pixels(), d.c_out * d.pixels());
+    let rows = band_rows(d);
+    let bands = d.height.div_ceil(rows);
+    let outputs: Vec<Vec<f32>> = (0..d.batch * bands)
+        .into_par_iter()
+        .map_init(Vec::new, |col, i| {
+            let (b, y0) = (i / bands, i % bands * rows);
+            let band = y0..(y0 + rows).min(d.height);
+            let n = band.len() * d.width;
+            im2col_rows(&x[b * per_in..(b + 1) * per_in], d, band, col);
+            let mut out = vec![0f32; d.c_out * n];
+            gemm(
+                (d.c_out, n, d.taps()),
+                &mut out,
+                false,
+                weights,
+                (d.taps(), 1),
+                col,
+                (n, 1),
+                Threads::One,
+            );
+            out
+        })
+        .collect();
     let mut y = vec![0f32; d.batch * per_out];
-    let mut col = Vec::new();
-    for (b, out) in y.chunks_mut(per_out).enumerate() {
-        im2col(&x[b * per_in..(b + 1) * per_in], d, &mut col);
-        gemm(
-            (d.c_out, d.pixels(), d.taps()),
-            out,
-            false,
-            weights,
-            (d.taps(), 1),
-            &col,
-            (d.pixels(), 1),
-            Threads::All,
-        );
+    for (i, out) in outputs.iter().enumerate() {
+        let (b, start) = (i / bands, i % bands * rows * d.width);
+        let n = out.len() / d.c_out;
+        for (co, src) in out.chunks(n).enumerate() {
+            let at = b * per_out + co * d.pixels() + start;
+            y[at..at + n].copy_from_slice(src);
+        }
     }
     y
 }
