@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{gemm, Threads};
+use super::gemm::{gemm, gemm_to_rows, Threads};
 use crate::error::Result;
 
 struct SameConv;
@@ -114,42 +114,43 @@ fn im2col_rows(image: &[f32], d: ConvDims, rows: std::ops::Range<usize>, col: &m
     }
 }
 
+/// The output buffer of [`forward`], shared by the threads that fill its disjoint parts.
+struct Output(*mut f32);
+
+// SAFETY: every band writes its own rows of each output plane, which no other band touches.
+unsafe impl Sync for Output {}
+
 /// `Y[b] = W · col(X[b])` for `[B, c_in, h, w]` input and `[c_out, c_in, k, k]` weights,
-/// band of rows by band: each band's im2col block and its GEMM on one thread, in cache.
+/// band of rows by band: each band's im2col block and its GEMM on one thread, in cache,
+/// the GEMM writing straight into the band's rows of every output plane.
 fn forward(x: &[f32], weights: &[f32], d: ConvDims) -> Vec<f32> {
     let (per_in, per_out) = (d.c_in * d.pixels(), d.c_out * d.pixels());
     let rows = band_rows(d);
     let bands = d.height.div_ceil(rows);
-    let outputs: Vec<Vec<f32>> = (0..d.batch * bands)
+    let mut y = vec![0f32; d.batch * per_out];
+    let out = Output(y.as_mut_ptr());
+    (0..d.batch * bands)
         .into_par_iter()
-        .map_init(Vec::new, |col, i| {
+        .for_each_init(Vec::new, |col, i| {
             let (b, y0) = (i / bands, i % bands * rows);
             let band = y0..(y0 + rows).min(d.height);
             let n = band.len() * d.width;
             im2col_rows(&x[b * per_in..(b + 1) * per_in], d, band, col);
-            let mut out = vec![0f32; d.c_out * n];
-            gemm(
-                (d.c_out, n, d.taps()),
-                &mut out,
-                false,
-                weights,
-                (d.taps(), 1),
-                col,
-                (n, 1),
-                Threads::One,
-            );
-            out
-        })
-        .collect();
-    let mut y = vec![0f32; d.batch * per_out];
-    for (i, out) in outputs.iter().enumerate() {
-        let (b, start) = (i / bands, i % bands * rows * d.width);
-        let n = out.len() / d.c_out;
-        for (co, src) in out.chunks(n).enumerate() {
-            let at = b * per_out + co * d.pixels() + start;
-            y[at..at + n].copy_from_slice(src);
-        }
-    }
+            let out = &out;
+            // SAFETY: rows `co · pixels + y0·width ..+ n` of item `b`, for every output
+            // channel `co`, lie inside `y` and belong to this band alone.
+            unsafe {
+                gemm_to_rows(
+                    (d.c_out, n, d.taps()),
+                    out.0.add(b * per_out + y0 * d.width),
+                    d.pixels(),
+                    weights,
+                    (d.taps(), 1),
+                    col,
+                    (n, 1),
+                );
+            }
+        });
     y
 }
 

@@ -54,3 +54,47 @@ pub fn gemm(
         );
     }
 }
+
+/// [`gemm`] into a strided destination: `dst[i·dst_rs + j] = (lhs · rhs)[i][j]` for
+/// `i < m`, `j < n`, each row of the result written where the caller's layout puts it.
+///
+/// # Safety
+/// `dst` must be valid for writes at every `i·dst_rs + j` (`i < m`, `j < n`), and no
+/// other thread may touch those elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_to_rows(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the inputs' extents are asserted above; the destination's is the caller's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
