@@ -28,9 +28,7 @@ struct Conv {
 
 impl Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = super::conv::conv_same(x, &self.weight)?;
-        let bias = self.bias.as_tensor().reshape((1, (), 1, 1))?;
-        Ok(y.broadcast_add(&bias)?)
+        super::conv::conv_same_biased(x, &self.weight, &self.bias)
     }
 }
 
