@@ -88,8 +88,46 @@ fn band_rows(d: ConvDims) -> usize {
     (BAND_FLOATS / (d.taps() * d.width).max(1)).clamp(1, d.height)
 }
 
-/// [`im2col`] of output rows `rows` only: `[taps, rows.len() · width]` into `col`.
-fn im2col_rows(image: &[f32], d: ConvDims, rows: std::ops::Range<usize>, col: &mut Vec<f32>) {
+/// A conv's input: `[B, C, h, w]`, or the channel concatenation of two such blocks read
+/// where they lie, without building it.
+#[derive(Clone, Copy)]
+struct Channels<'a> {
+    first: &'a [f32],
+    first_channels: usize,
+    /// Channels `first_channels..` (empty when `first` holds them all).
+    second: &'a [f32],
+}
+
+impl<'a> Channels<'a> {
+    fn one(x: &'a [f32], d: ConvDims) -> Self {
+        Channels {
+            first: x,
+            first_channels: d.c_in,
+            second: &[],
+        }
+    }
+
+    /// Channel `c` of item `b`.
+    fn plane(&self, d: ConvDims, b: usize, c: usize) -> &'a [f32] {
+        let p = d.pixels();
+        if c < self.first_channels {
+            &self.first[(b * self.first_channels + c) * p..][..p]
+        } else {
+            let rest = d.c_in - self.first_channels;
+            &self.second[(b * rest + c - self.first_channels) * p..][..p]
+        }
+    }
+}
+
+/// [`im2col`] of item `b`'s output rows `rows` only: `[taps, rows.len() · width]` into
+/// `col`.
+fn im2col_rows(
+    input: Channels,
+    b: usize,
+    d: ConvDims,
+    rows: std::ops::Range<usize>,
+    col: &mut Vec<f32>,
+) {
     let (h, w, k) = (d.height, d.width, d.kernel);
     let pad = k / 2;
     let n = rows.len() * w;
@@ -97,7 +135,7 @@ fn im2col_rows(image: &[f32], d: ConvDims, rows: std::ops::Range<usize>, col: &m
     col.resize(d.taps() * n, 0.0);
     for (tap, out) in col.chunks_mut(n).enumerate() {
         let (c, ky, kx) = (tap / (k * k), tap / k % k, tap % k);
-        let plane = &image[c * h * w..(c + 1) * h * w];
+        let plane = input.plane(d, b, c);
         let x0 = pad.saturating_sub(kx);
         let x1 = (w + pad).saturating_sub(kx).min(w);
         if x0 >= x1 {
@@ -124,8 +162,8 @@ unsafe impl Sync for Output {}
 /// weights, band of rows by band: each band's im2col block and its GEMM on one thread, in
 /// cache, the GEMM writing straight into the band's rows of every output plane, and the
 /// bias added there while they are in cache (after the product, as a separate add would).
-fn forward(x: &[f32], weights: &[f32], bias: Option<&[f32]>, d: ConvDims) -> Vec<f32> {
-    let (per_in, per_out) = (d.c_in * d.pixels(), d.c_out * d.pixels());
+fn forward(input: Channels, weights: &[f32], bias: Option<&[f32]>, d: ConvDims) -> Vec<f32> {
+    let per_out = d.c_out * d.pixels();
     let rows = band_rows(d);
     let bands = d.height.div_ceil(rows);
     let mut y = vec![0f32; d.batch * per_out];
@@ -136,7 +174,7 @@ fn forward(x: &[f32], weights: &[f32], bias: Option<&[f32]>, d: ConvDims) -> Vec
             let (b, y0) = (i / bands, i % bands * rows);
             let band = y0..(y0 + rows).min(d.height);
             let n = band.len() * d.width;
-            im2col_rows(&x[b * per_in..(b + 1) * per_in], d, band, col);
+            im2col_rows(input, b, d, band, col);
             let out = &out;
             // SAFETY: rows `co · pixels + y0·width ..+ n` of item `b`, for every output
             // channel `co`, lie inside `y` and belong to this band alone.
@@ -215,7 +253,8 @@ impl CustomOp2 for SameConv {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = dims(l1.shape(), l2.shape())?;
-        let y = forward(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, None, d);
+        let x = Channels::one(contiguous_f32(s1, l1)?, d);
+        let y = forward(x, contiguous_f32(s2, l2)?, None, d);
         Ok((
             CpuStorage::F32(y),
             Shape::from((d.batch, d.c_out, d.height, d.width)),
@@ -265,12 +304,8 @@ impl CustomOp3 for BiasedSameConv {
                 d.c_out
             )));
         }
-        let y = forward(
-            contiguous_f32(s1, l1)?,
-            contiguous_f32(s2, l2)?,
-            Some(bias),
-            d,
-        );
+        let x = Channels::one(contiguous_f32(s1, l1)?, d);
+        let y = forward(x, contiguous_f32(s2, l2)?, Some(bias), d);
         Ok((
             CpuStorage::F32(y),
             Shape::from((d.batch, d.c_out, d.height, d.width)),
@@ -299,6 +334,60 @@ pub fn conv_same(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         return Ok(x.conv2d(w, padding, 1, 1, 1)?);
     }
     Ok(x.contiguous()?.apply_op2(&w.contiguous()?, SameConv)?)
+}
+
+/// [`conv_same_biased`] of the channel concatenation of `a` and `b` (`[B, C_a, h, w]` and
+/// `[B, C_b, h, w]`), read where they lie instead of copied into one tensor: for walks
+/// without gradient (coding). Off the CPU it concatenates.
+pub fn conv_same_biased_of_concat(
+    a: &Tensor,
+    b: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+) -> Result<Tensor> {
+    if !a.device().is_cpu() {
+        return conv_same_biased(&Tensor::cat(&[a, b], 1)?, w, bias);
+    }
+    let (a, b, w, bias) = (
+        a.contiguous()?,
+        b.contiguous()?,
+        w.contiguous()?,
+        bias.contiguous()?,
+    );
+    let (ba, ca, h, wd) = a.dims4()?;
+    if b.dims4()? != (ba, b.dim(1)?, h, wd) {
+        return Err(candle_core::Error::Msg(format!(
+            "same-conv2d: inputs {:?} and {:?} cannot be concatenated",
+            a.shape(),
+            b.shape()
+        ))
+        .into());
+    }
+    let whole = Shape::from((ba, ca + b.dim(1)?, h, wd));
+    let d = dims(&whole, w.shape())?;
+    let y = {
+        let slices = [&a, &b, &w, &bias].map(|t| t.storage_and_layout());
+        let f32s = slices
+            .iter()
+            .map(|(storage, layout)| match &**storage {
+                candle_core::Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
+                _ => Err(candle_core::Error::Msg(
+                    "same-conv2d: tensors on two devices".into(),
+                )),
+            })
+            .collect::<candle_core::Result<Vec<&[f32]>>>()?;
+        let input = Channels {
+            first: f32s[0],
+            first_channels: ca,
+            second: f32s[1],
+        };
+        forward(input, f32s[2], Some(f32s[3]), d)
+    };
+    Ok(Tensor::from_vec(
+        y,
+        (d.batch, d.c_out, d.height, d.width),
+        a.device(),
+    )?)
 }
 
 /// [`conv_same`] plus a bias per output channel (`[c_out]`).
@@ -382,5 +471,16 @@ mod tests {
         for v in [&x, &k, &b] {
             assert!(max_diff(g1.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
         }
+    }
+
+    #[test]
+    fn a_conv_of_two_inputs_equals_the_conv_of_their_concatenation_exactly() {
+        let (a, b) = (random(&[2, 3, 6, 5], 8), random(&[2, 2, 6, 5], 9));
+        let (k, bias) = (random(&[4, 5, 3, 3], 10), random(&[4], 11));
+        let two = conv_same_biased_of_concat(&a, &b, &k, &bias).unwrap();
+        let cat = Tensor::cat(&[&a, &b], 1).unwrap();
+        let one = conv_same_biased(&cat, &k, &bias).unwrap();
+        assert_eq!(max_diff(&two, &one), 0.0);
+        assert!(conv_same_biased_of_concat(&a, &random(&[2, 2, 6, 4], 12), &k, &bias).is_err());
     }
 }

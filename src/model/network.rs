@@ -30,6 +30,12 @@ impl Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         super::conv::conv_same_biased(x, &self.weight, &self.bias)
     }
+
+    /// [`Conv::forward`] of the channel concatenation of `a` and `b`, without building it
+    /// (no gradient).
+    fn forward_of_concat(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        super::conv::conv_same_biased_of_concat(a, b, &self.weight, &self.bias)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -362,8 +368,13 @@ impl Network {
                 if n == max_layers {
                     break;
                 }
-                let x = Tensor::cat(&[&feat, &space_to_depth(&image, level.s2d)?], 1)?;
-                feat = (&feat + layer.conv2.forward(&layer.conv1.forward(&x)?.silu()?)?)?;
+                let pixels = space_to_depth(&image, level.s2d)?;
+                let hidden = if track_grad {
+                    layer.conv1.forward(&Tensor::cat(&[&feat, &pixels], 1)?)?
+                } else {
+                    layer.conv1.forward_of_concat(&feat, &pixels)?
+                };
+                feat = (&feat + layer.conv2.forward(&hidden.silu()?)?)?;
                 if !track_grad {
                     feat = feat.detach();
                 }
