@@ -162,7 +162,13 @@ unsafe impl Sync for Output {}
 /// weights, band of rows by band: each band's im2col block and its GEMM on one thread, in
 /// cache, the GEMM writing straight into the band's rows of every output plane, and the
 /// bias added there while they are in cache (after the product, as a separate add would).
-fn forward(input: Channels, weights: &[f32], bias: Option<&[f32]>, d: ConvDims) -> Vec<f32> {
+fn forward(
+    input: Channels,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    then: Epilogue,
+    d: ConvDims,
+) -> Vec<f32> {
     let per_out = d.c_out * d.pixels();
     let rows = band_rows(d);
     let bands = d.height.div_ceil(rows);
@@ -188,17 +194,39 @@ fn forward(input: Channels, weights: &[f32], bias: Option<&[f32]>, d: ConvDims) 
                     col,
                     (n, 1),
                 );
-                if let Some(bias) = bias {
-                    for (co, &b_co) in bias.iter().enumerate() {
-                        let row = out.0.add(b * per_out + co * d.pixels() + y0 * d.width);
-                        std::slice::from_raw_parts_mut(row, n)
-                            .iter_mut()
-                            .for_each(|v| *v += b_co);
+                for co in 0..d.c_out {
+                    let at = b * per_out + co * d.pixels() + y0 * d.width;
+                    let row = std::slice::from_raw_parts_mut(out.0.add(at), n);
+                    if let Some(bias) = bias {
+                        row.iter_mut().for_each(|v| *v += bias[co]);
                     }
+                    then.apply(row, at);
                 }
             }
         });
     y
+}
+
+/// What a coding walk's conv does to its output after the bias, while it is in cache:
+/// the same arithmetic as the separate candle op it replaces, so the floats are the same.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    Nothing,
+    /// `v / (1 + e^−v)`, candle's SiLU.
+    Silu,
+    /// `r + v` with `r` the tensor of the output's shape (a residual connection).
+    AddTo(&'a [f32]),
+}
+
+impl Epilogue<'_> {
+    /// Applies to `row`, which starts at element `at` of the output.
+    fn apply(self, row: &mut [f32], at: usize) {
+        match self {
+            Epilogue::Nothing => {}
+            Epilogue::Silu => row.iter_mut().for_each(|v| *v /= 1.0 + (-*v).exp()),
+            Epilogue::AddTo(r) => row.iter_mut().zip(&r[at..]).for_each(|(v, &r)| *v += r),
+        }
+    }
 }
 
 /// `dW = Σ_b dY[b] · col(X[b])ᵀ`, `[c_out, c_in·k·k]`.
@@ -254,7 +282,7 @@ impl CustomOp2 for SameConv {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = dims(l1.shape(), l2.shape())?;
         let x = Channels::one(contiguous_f32(s1, l1)?, d);
-        let y = forward(x, contiguous_f32(s2, l2)?, None, d);
+        let y = forward(x, contiguous_f32(s2, l2)?, None, Epilogue::Nothing, d);
         Ok((
             CpuStorage::F32(y),
             Shape::from((d.batch, d.c_out, d.height, d.width)),
@@ -305,7 +333,7 @@ impl CustomOp3 for BiasedSameConv {
             )));
         }
         let x = Channels::one(contiguous_f32(s1, l1)?, d);
-        let y = forward(x, contiguous_f32(s2, l2)?, Some(bias), d);
+        let y = forward(x, contiguous_f32(s2, l2)?, Some(bias), Epilogue::Nothing, d);
         Ok((
             CpuStorage::F32(y),
             Shape::from((d.batch, d.c_out, d.height, d.width)),
@@ -336,53 +364,101 @@ pub fn conv_same(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(x.contiguous()?.apply_op2(&w.contiguous()?, SameConv)?)
 }
 
-/// [`conv_same_biased`] of the channel concatenation of `a` and `b` (`[B, C_a, h, w]` and
-/// `[B, C_b, h, w]`), read where they lie instead of copied into one tensor: for walks
-/// without gradient (coding). Off the CPU it concatenates.
-pub fn conv_same_biased_of_concat(
+/// What [`conv_for_coding`] does to the conv's output.
+#[derive(Clone, Copy)]
+pub enum Then<'a> {
+    Nothing,
+    /// SiLU.
+    Silu,
+    /// `residual + output`.
+    AddTo(&'a Tensor),
+}
+
+/// [`conv_same_biased`] for walks without gradient (coding), fused: of `a`, or of the
+/// channel concatenation of `a` and `b` read where they lie (`[B, C_a, h, w]` and
+/// `[B, C_b, h, w]`) instead of copied into one tensor, followed by `then` while the
+/// output is in cache. The floats are those of the separate candle ops (tested). Off the
+/// CPU it runs those ops.
+pub fn conv_for_coding(
     a: &Tensor,
-    b: &Tensor,
+    b: Option<&Tensor>,
     w: &Tensor,
     bias: &Tensor,
+    then: Then,
 ) -> Result<Tensor> {
     if !a.device().is_cpu() {
-        return conv_same_biased(&Tensor::cat(&[a, b], 1)?, w, bias);
-    }
-    let (a, b, w, bias) = (
-        a.contiguous()?,
-        b.contiguous()?,
-        w.contiguous()?,
-        bias.contiguous()?,
-    );
-    let (ba, ca, h, wd) = a.dims4()?;
-    if b.dims4()? != (ba, b.dim(1)?, h, wd) {
-        return Err(candle_core::Error::Msg(format!(
-            "same-conv2d: inputs {:?} and {:?} cannot be concatenated",
-            a.shape(),
-            b.shape()
-        ))
-        .into());
-    }
-    let whole = Shape::from((ba, ca + b.dim(1)?, h, wd));
-    let d = dims(&whole, w.shape())?;
-    let y = {
-        let slices = [&a, &b, &w, &bias].map(|t| t.storage_and_layout());
-        let f32s = slices
-            .iter()
-            .map(|(storage, layout)| match &**storage {
-                candle_core::Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
-                _ => Err(candle_core::Error::Msg(
-                    "same-conv2d: tensors on two devices".into(),
-                )),
-            })
-            .collect::<candle_core::Result<Vec<&[f32]>>>()?;
-        let input = Channels {
-            first: f32s[0],
-            first_channels: ca,
-            second: f32s[1],
+        let x = match b {
+            Some(b) => Tensor::cat(&[a, b], 1)?,
+            None => a.clone(),
         };
-        forward(input, f32s[2], Some(f32s[3]), d)
+        let y = conv_same_biased(&x, w, bias)?;
+        return Ok(match then {
+            Then::Nothing => y,
+            Then::Silu => y.silu()?,
+            Then::AddTo(r) => (r + y)?,
+        });
+    }
+    let contiguous = |t: Option<&Tensor>| t.map(Tensor::contiguous).transpose();
+    let (a, w, bias) = (a.contiguous()?, w.contiguous()?, bias.contiguous()?);
+    let b = contiguous(b)?;
+    let residual = contiguous(match then {
+        Then::AddTo(r) => Some(r),
+        _ => None,
+    })?;
+    let (batch, ca, h, wd) = a.dims4()?;
+    let cb = match &b {
+        Some(b) if b.dims4()? == (batch, b.dim(1)?, h, wd) => b.dim(1)?,
+        Some(b) => {
+            return Err(candle_core::Error::Msg(format!(
+                "same-conv2d: inputs {:?} and {:?} cannot be concatenated",
+                a.shape(),
+                b.shape()
+            ))
+            .into())
+        }
+        None => 0,
     };
+    let d = dims(&Shape::from((batch, ca + cb, h, wd)), w.shape())?;
+    if residual
+        .as_ref()
+        .is_some_and(|r| r.dims() != [d.batch, d.c_out, d.height, d.width])
+    {
+        return Err(
+            candle_core::Error::Msg("same-conv2d: residual of another shape".into()).into(),
+        );
+    }
+    let tensors: Vec<&Tensor> = [
+        Some(&a),
+        b.as_ref(),
+        Some(&w),
+        Some(&bias),
+        residual.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let f32s = guards
+        .iter()
+        .map(|(storage, layout)| match &**storage {
+            candle_core::Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
+            _ => Err(candle_core::Error::Msg(
+                "same-conv2d: tensors on two devices".into(),
+            )),
+        })
+        .collect::<candle_core::Result<Vec<&[f32]>>>()?;
+    let (x, rest) = f32s.split_at(if b.is_some() { 2 } else { 1 });
+    let input = Channels {
+        first: x[0],
+        first_channels: ca,
+        second: x.get(1).copied().unwrap_or(&[]),
+    };
+    let epilogue = match then {
+        Then::Nothing => Epilogue::Nothing,
+        Then::Silu => Epilogue::Silu,
+        Then::AddTo(_) => Epilogue::AddTo(rest[2]),
+    };
+    let y = forward(input, rest[0], Some(rest[1]), epilogue, d);
     Ok(Tensor::from_vec(
         y,
         (d.batch, d.c_out, d.height, d.width),
@@ -474,13 +550,19 @@ mod tests {
     }
 
     #[test]
-    fn a_conv_of_two_inputs_equals_the_conv_of_their_concatenation_exactly() {
+    fn the_fused_coding_conv_equals_the_separate_ops_exactly() {
         let (a, b) = (random(&[2, 3, 6, 5], 8), random(&[2, 2, 6, 5], 9));
         let (k, bias) = (random(&[4, 5, 3, 3], 10), random(&[4], 11));
-        let two = conv_same_biased_of_concat(&a, &b, &k, &bias).unwrap();
         let cat = Tensor::cat(&[&a, &b], 1).unwrap();
-        let one = conv_same_biased(&cat, &k, &bias).unwrap();
-        assert_eq!(max_diff(&two, &one), 0.0);
-        assert!(conv_same_biased_of_concat(&a, &random(&[2, 2, 6, 4], 12), &k, &bias).is_err());
+        let plain = conv_same_biased(&cat, &k, &bias).unwrap();
+        let two = conv_for_coding(&a, Some(&b), &k, &bias, Then::Nothing).unwrap();
+        assert_eq!(max_diff(&two, &plain), 0.0);
+        let silu = conv_for_coding(&a, Some(&b), &k, &bias, Then::Silu).unwrap();
+        assert_eq!(max_diff(&silu, &plain.silu().unwrap()), 0.0);
+        let residual = random(&[2, 4, 6, 5], 13);
+        let added = conv_for_coding(&cat, None, &k, &bias, Then::AddTo(&residual)).unwrap();
+        assert_eq!(max_diff(&added, &(&residual + &plain).unwrap()), 0.0);
+        let narrow = random(&[2, 2, 6, 4], 12);
+        assert!(conv_for_coding(&a, Some(&narrow), &k, &bias, Then::Nothing).is_err());
     }
 }

@@ -9,6 +9,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::config::ModelConfig;
+use super::conv::Then;
 use super::ddl::{self, Candidates, LayerShape};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -31,10 +32,9 @@ impl Conv {
         super::conv::conv_same_biased(x, &self.weight, &self.bias)
     }
 
-    /// [`Conv::forward`] of the channel concatenation of `a` and `b`, without building it
-    /// (no gradient).
-    fn forward_of_concat(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        super::conv::conv_same_biased_of_concat(a, b, &self.weight, &self.bias)
+    /// [`Conv::forward`] fused for coding (see [`super::conv::conv_for_coding`]).
+    fn for_coding(&self, a: &Tensor, b: Option<&Tensor>, then: Then) -> Result<Tensor> {
+        super::conv::conv_for_coding(a, b, &self.weight, &self.bias, then)
     }
 }
 
@@ -369,12 +369,14 @@ impl Network {
                     break;
                 }
                 let pixels = space_to_depth(&image, level.s2d)?;
-                let hidden = if track_grad {
-                    layer.conv1.forward(&Tensor::cat(&[&feat, &pixels], 1)?)?
+                feat = if track_grad {
+                    let hidden = layer.conv1.forward(&Tensor::cat(&[&feat, &pixels], 1)?)?;
+                    (&feat + layer.conv2.forward(&hidden.silu()?)?)?
                 } else {
-                    layer.conv1.forward_of_concat(&feat, &pixels)?
+                    // The same arithmetic fused into the convs, with no graph to keep.
+                    let hidden = layer.conv1.for_coding(&feat, Some(&pixels), Then::Silu)?;
+                    layer.conv2.for_coding(&hidden, None, Then::AddTo(&feat))?
                 };
-                feat = (&feat + layer.conv2.forward(&hidden.silu()?)?)?;
                 if !track_grad {
                     feat = feat.detach();
                 }
