@@ -57,6 +57,13 @@ fn main() {
     // per op, and re-faulting those pages took much of training time.
     // SAFETY: sets a plain integer option; called before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // candle runs element-wise ops on a pool of its own whose waits spin; beside the
+    // rayon threads of the convs that cost 11 % of an encode on two cores (profiled), and
+    // one thread for those memory-bound ops is faster (docs/experiments.md). A user's own
+    // setting wins.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     let cli = Cli::try_parse().unwrap_or_else(|err| exit_on_argument_error(err));
     if let Err(err) = commands::run(cli.command) {
         eprintln!("ddn: error: {}", commands::error_line(&err));
