@@ -268,6 +268,29 @@ fn dims(x: &Shape, w: &Shape) -> candle_core::Result<ConvDims> {
     })
 }
 
+/// The CPU forward of both conv ops: `x` (s1) by the weights (s2), plus `bias` if given.
+fn cpu_conv(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    bias: Option<&[f32]>,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let d = dims(l1.shape(), l2.shape())?;
+    if bias.is_some_and(|b| b.len() != d.c_out) {
+        return Err(candle_core::Error::Msg(format!(
+            "same-conv2d: a bias for each of {} output channels expected",
+            d.c_out
+        )));
+    }
+    let x = Channels::one(contiguous_f32(s1, l1)?, d);
+    let y = forward(x, contiguous_f32(s2, l2)?, bias, Epilogue::Nothing, d);
+    Ok((
+        CpuStorage::F32(y),
+        Shape::from((d.batch, d.c_out, d.height, d.width)),
+    ))
+}
+
 impl CustomOp2 for SameConv {
     fn name(&self) -> &'static str {
         "same-conv2d"
@@ -280,13 +303,7 @@ impl CustomOp2 for SameConv {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = dims(l1.shape(), l2.shape())?;
-        let x = Channels::one(contiguous_f32(s1, l1)?, d);
-        let y = forward(x, contiguous_f32(s2, l2)?, None, Epilogue::Nothing, d);
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((d.batch, d.c_out, d.height, d.width)),
-        ))
+        cpu_conv(s1, l1, s2, l2, None)
     }
 
     fn bwd(
@@ -323,21 +340,7 @@ impl CustomOp3 for BiasedSameConv {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = dims(l1.shape(), l2.shape())?;
-        let bias = contiguous_f32(s3, l3)?;
-        if bias.len() != d.c_out {
-            return Err(candle_core::Error::Msg(format!(
-                "same-conv2d: {} biases for {} output channels",
-                bias.len(),
-                d.c_out
-            )));
-        }
-        let x = Channels::one(contiguous_f32(s1, l1)?, d);
-        let y = forward(x, contiguous_f32(s2, l2)?, Some(bias), Epilogue::Nothing, d);
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((d.batch, d.c_out, d.height, d.width)),
-        ))
+        cpu_conv(s1, l1, s2, l2, Some(contiguous_f32(s3, l3)?))
     }
 
     fn bwd(

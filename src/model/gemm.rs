@@ -28,30 +28,14 @@ pub fn gemm(
     // SAFETY: the asserts above keep every index the GEMM touches inside the slices, and
     // `dst` does not alias the inputs (it is borrowed mutably).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
+        raw_gemm(
+            (m, n, k),
+            (dst.as_mut_ptr(), n),
             accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            match threads {
-                Threads::All => gemm::Parallelism::Rayon(0),
-                Threads::One => gemm::Parallelism::None,
-            },
-        );
+            (lhs, lhs_rs, lhs_cs),
+            (rhs, rhs_rs, rhs_cs),
+            threads,
+        )
     }
 }
 
@@ -75,6 +59,33 @@ pub unsafe fn gemm_to_rows(
     assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
     // SAFETY: the inputs' extents are asserted above; the destination's is the caller's.
     unsafe {
+        raw_gemm(
+            (m, n, k),
+            (dst, dst_rs),
+            false,
+            (lhs, lhs_rs, lhs_cs),
+            (rhs, rhs_rs, rhs_cs),
+            Threads::One,
+        )
+    }
+}
+
+/// The `gemm` crate's product with our conventions: row-major destination with row stride
+/// `dst_rs`, `alpha = beta = 1`.
+///
+/// # Safety
+/// Every element the product reads or writes must lie inside the given buffers, and the
+/// destination must not alias the inputs.
+unsafe fn raw_gemm(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+    threads: Threads,
+) {
+    // SAFETY: as the caller promises.
+    unsafe {
         gemm::gemm(
             m,
             n,
@@ -82,7 +93,7 @@ pub unsafe fn gemm_to_rows(
             dst,
             1,
             dst_rs as isize,
-            false,
+            accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
             lhs_rs as isize,
@@ -94,7 +105,10 @@ pub unsafe fn gemm_to_rows(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            match threads {
+                Threads::All => gemm::Parallelism::Rayon(0),
+                Threads::One => gemm::Parallelism::None,
+            },
         );
     }
 }
