@@ -3,9 +3,9 @@
 //!
 //! candle's CPU conv2d spends most of its time in a single-threaded im2col copy and its
 //! backward pass uses a slow direct `conv_transpose2d` (docs/experiments.md, "Encoder and
-//! decoder speed", has the profile). Here
-//! every pass is one im2col (whole shifted rows, so plain `memcpy`s) and one GEMM per
-//! image: forward `Y = W·col(X)`, weights `dW = Σ dY·col(X)ᵀ`, input `dX` = the same
+//! decoder speed", has the profile). Here every pass is im2col (whole shifted rows, so
+//! plain `memcpy`s) and GEMM: forward `Y = W·col(X)` band by band of rows so each band's
+//! im2col stays in cache, weights `dW = Σ dY·col(X)ᵀ` per image, input `dX` = the same
 //! convolution of `dY` with the kernel transposed and flipped.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
@@ -43,38 +43,6 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("same-conv2d needs contiguous inputs".into()))?;
     Ok(&storage.as_slice::<f32>()?[start..end])
-}
-
-/// Fills `col` with the `[taps, pixels]` im2col matrix of one `[c_in, height, width]`
-/// image: row `(c, ky, kx)` holds the image shifted by `(ky − p, kx − p)`, zero outside.
-/// Which entries are padding depends only on the geometry, so a `col` already filled for
-/// an image of the same dimensions is overwritten in place, its zeros left as they are.
-fn im2col(image: &[f32], d: ConvDims, col: &mut Vec<f32>) {
-    let (h, w, k) = (d.height, d.width, d.kernel);
-    let pad = k / 2;
-    if col.len() != d.taps() * d.pixels() {
-        *col = vec![0f32; d.taps() * d.pixels()];
-    }
-    col.par_chunks_mut(d.pixels())
-        .enumerate()
-        .for_each(|(row, out)| {
-            let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
-            let plane = &image[c * h * w..(c + 1) * h * w];
-            // Output x range whose source column x + kx − pad lies inside the image.
-            let x0 = pad.saturating_sub(kx);
-            let x1 = (w + pad).saturating_sub(kx).min(w);
-            if x0 >= x1 {
-                return;
-            }
-            for y in 0..h {
-                let sy = y + ky;
-                if sy < pad || sy - pad >= h {
-                    continue;
-                }
-                let src = (sy - pad) * w + x0 + kx - pad;
-                out[y * w + x0..y * w + x1].copy_from_slice(&plane[src..src + (x1 - x0)]);
-            }
-        });
 }
 
 /// Floats of one band's im2col block (4 MiB): small enough to stay in cache between being
@@ -119,8 +87,8 @@ impl<'a> Channels<'a> {
     }
 }
 
-/// [`im2col`] of item `b`'s output rows `rows` only: `[taps, rows.len() · width]` into
-/// `col`.
+/// The im2col matrix of item `b`'s output rows `rows`, `[taps, rows.len() · width]`, into
+/// `col`: row `(c, ky, kx)` holds channel `c` shifted by `(ky − p, kx − p)`, zero outside.
 fn im2col_rows(
     input: Channels,
     b: usize,
@@ -231,11 +199,11 @@ impl Epilogue<'_> {
 
 /// `dW = Σ_b dY[b] · col(X[b])ᵀ`, `[c_out, c_in·k·k]`.
 fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
-    let (per_in, per_out) = (d.c_in * d.pixels(), d.c_out * d.pixels());
+    let per_out = d.c_out * d.pixels();
     let mut dw = vec![0f32; d.c_out * d.taps()];
     let mut col = Vec::new();
     for b in 0..d.batch {
-        im2col(&x[b * per_in..(b + 1) * per_in], d, &mut col);
+        im2col_rows(Channels::one(x, d), b, d, 0..d.height, &mut col);
         gemm(
             (d.c_out, d.taps(), d.pixels()),
             &mut dw,
