@@ -328,11 +328,104 @@ impl CustomOp3 for BiasedSameConv {
 /// Stride-1 conv2d with an odd square kernel and `kernel/2` zero padding (output size =
 /// input size). On the CPU it is im2col + GEMM both ways; elsewhere it is candle's.
 pub fn conv_same(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let padding = w.dim(2)? / 2;
     if !x.device().is_cpu() {
-        return Ok(x.conv2d(w, padding, 1, 1, 1)?);
+        return conv_same_portable(x, w);
     }
     Ok(x.contiguous()?.apply_op2(&w.contiguous()?, SameConv)?)
+}
+
+/// [`conv_same`] off the CPU: candle's conv2d forward (im2col and one GEMM on a GPU), with
+/// a backward of the same shape as the CPU op's instead of candle's (whose input gradient
+/// is a direct `conv_transpose2d` kernel, far from GEMM speed): the input gradient is the
+/// same convolution with the kernel flipped, the weight gradient one GEMM per kernel tap.
+fn conv_same_portable(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let padding = w.dim(2)? / 2;
+    let y = x.detach().conv2d(&w.detach(), padding, 1, 1, 1)?;
+    if !x.track_op() && !w.track_op() {
+        return Ok(y);
+    }
+    Ok(y.contiguous()?.apply_op3(x, w, ConvGradients)?)
+}
+
+/// Passes the conv's output `y` through unchanged and gives `x` and `w` their gradients
+/// (`y.apply_op3(x, w, ConvGradients)`), so the forward stays candle's conv2d.
+struct ConvGradients;
+
+impl CustomOp3 for ConvGradients {
+    fn name(&self) -> &'static str {
+        "same-conv2d-gradients"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        l: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        Ok((y.try_clone(l)?, l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        y: &candle_core::CudaStorage,
+        l: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        Ok((y.try_clone(l)?, l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _y: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let to_candle = |e: crate::error::Error| candle_core::Error::Msg(e.to_string());
+        let flipped = w.transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
+        let dx = conv_same_portable(&grad.detach(), &flipped).map_err(to_candle)?;
+        let dw = weight_gradient_by_taps(x, &grad.detach(), w.dim(2)?)?;
+        Ok((None, Some(dx), Some(dw)))
+    }
+}
+
+/// `dW[o, i, ky, kx] = Σ dY[b, o, y, x] · X[b, i, y + ky − p, x + kx − p]`: for each tap,
+/// one `[C_out, B·h·w] × [B·h·w, C_in]` GEMM against the input shifted by that tap.
+fn weight_gradient_by_taps(x: &Tensor, dy: &Tensor, k: usize) -> candle_core::Result<Tensor> {
+    let (b, c_in, h, w) = x.dims4()?;
+    let c_out = dy.dim(1)?;
+    let p = k / 2;
+    let padded = x
+        .detach()
+        .pad_with_zeros(2, p, p)?
+        .pad_with_zeros(3, p, p)?;
+    let dy = dy
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((c_out, b * h * w))?;
+    let mut taps = Vec::with_capacity(k * k);
+    for ky in 0..k {
+        for kx in 0..k {
+            let shifted = padded
+                .narrow(2, ky, h)?
+                .narrow(3, kx, w)?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((c_in, b * h * w))?;
+            taps.push(dy.matmul(&shifted.t()?)?);
+        }
+    }
+    Tensor::stack(&taps, 2)?.reshape((c_out, c_in, k, k))
 }
 
 /// What [`conv_for_coding`] does to the conv's output.
@@ -478,24 +571,18 @@ mod tests {
             let x = Var::from_tensor(&random(&[2, 3, h, w], 1)).unwrap();
             let k = Var::from_tensor(&random(&[4, 3, kernel, kernel], 2)).unwrap();
             let ours = conv_same(x.as_tensor(), k.as_tensor()).unwrap();
+            // What runs off the CPU, checked here on the CPU.
+            let portable = conv_same_portable(x.as_tensor(), k.as_tensor()).unwrap();
             let theirs = x.conv2d(&k, kernel / 2, 1, 1, 1).unwrap();
             assert!(max_diff(&ours, &theirs) < 1e-5);
+            assert_eq!(max_diff(&portable, &theirs), 0.0);
 
             let probe = random(&[2, 4, h, w], 3);
-            let g1 = (ours * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (theirs * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let grads = |y: Tensor| (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let (g1, g2, g3) = (grads(ours), grads(theirs), grads(portable));
             for v in [&x, &k] {
                 assert!(max_diff(g1.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
+                assert!(max_diff(g3.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
             }
         }
     }

@@ -94,16 +94,22 @@ impl Candidates {
     /// previous image's own squared error) to `target`, from one error image.
     pub fn cell_and_keep_distances(&self, target: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
         let error = self.error(target)?;
-        Ok((
-            self.distances_from_error(&error)?,
-            self.keep_from_error(&error),
-        ))
+        let distances = if self.feat.device().is_cpu() {
+            self.cell_distances_by_bands(&error)?
+        } else {
+            self.cell_distances_on_device(target)?
+        };
+        Ok((distances, self.keep_from_error(&error)))
     }
 
     /// Sum of squared errors against `target` (`[B,3,h,w]`) of every candidate over every
     /// cell, `[B, K, cells]` flattened.
     pub fn cell_distances(&self, target: &Tensor) -> Result<Vec<f32>> {
-        self.distances_from_error(&self.error(target)?)
+        if self.feat.device().is_cpu() {
+            self.cell_distances_by_bands(&self.error(target)?)
+        } else {
+            self.cell_distances_on_device(target)
+        }
     }
 
     /// `target − previous`, `[B,3,h,w]` flattened.
@@ -111,14 +117,6 @@ impl Candidates {
         Ok((target.detach() - &self.prev)?
             .flatten_all()?
             .to_vec1::<f32>()?)
-    }
-
-    fn distances_from_error(&self, error: &[f32]) -> Result<Vec<f32>> {
-        if self.feat.device().is_cpu() {
-            self.cell_distances_by_bands(error)
-        } else {
-            self.cell_distances_whole(error)
-        }
     }
 
     fn keep_from_error(&self, error: &[f32]) -> Vec<f32> {
@@ -141,22 +139,20 @@ impl Candidates {
     }
 
     /// All residuals at once (on an accelerator, which has the memory and bandwidth).
-    fn cell_distances_whole(&self, error: &[f32]) -> Result<Vec<f32>> {
+    /// Where the tensors live (an accelerator): the K candidate images are made there and
+    /// only the per-cell sums come back, `[B, K, cells]` rather than `[B, K, 3, h, w]`.
+    fn cell_distances_on_device(&self, target: &Tensor) -> Result<Vec<f32>> {
         let s = self.shape;
-        let residuals = self.residuals()?.flatten_all()?.to_vec1::<f32>()?;
-        let plane = 3 * s.height * s.width;
-        let cells = s.cells();
-        let whole = Band {
-            feature_row: 0,
-            feature_rows: s.height / s.s2d,
-        };
-        let mut out = vec![0f32; s.batch * s.k * cells];
-        out.par_chunks_mut(cells).enumerate().for_each(|(bk, acc)| {
-            let b = bk / s.k;
-            let res = &residuals[bk * plane..(bk + 1) * plane];
-            accumulate_cell_errors(acc, res, &error[b * plane..(b + 1) * plane], s, whole);
-        });
-        Ok(out)
+        let squared = self
+            .images()?
+            .broadcast_sub(&target.detach().unsqueeze(1)?)?
+            .sqr()?
+            .sum(2)?;
+        let per_cell = squared
+            .reshape((s.batch, s.k, s.cells_y(), s.cell, s.cells_x(), s.cell))?
+            .sum(5)?
+            .sum(3)?;
+        Ok(per_cell.flatten_all()?.to_vec1::<f32>()?)
     }
 
     /// Band by band of cell rows, each band's residuals made by one small GEMM that stays
@@ -330,15 +326,31 @@ pub fn replay_chosen(
         b * hf * wf,
         feat.device(),
     )?;
-    let weights = rows
-        .index_select(&map, 0)?
-        .reshape((b, hf, wf, per_node, c))?;
+    let weights = if feat.device().is_cpu() {
+        rows.index_select(&map, 0)?
+    } else {
+        rows_by_one_hot(&rows, &map)?
+    }
+    .reshape((b, hf, wf, per_node, c))?;
     let residual = weights
         .broadcast_mul(&feat.permute((0, 2, 3, 1))?.unsqueeze(3)?)?
         .sum(D::Minus1)?
         .permute((0, 3, 1, 2))?
         .contiguous()?;
     Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
+}
+
+/// `rows.index_select(map, 0)` as a product with the one-hot matrix of `map`: on a GPU the
+/// gradient of `index_select` (candle's `index_add`) loops over all of `map` in each of only
+/// `rows.dim(1)` threads, which made it most of a training step there (docs/experiments.md,
+/// "Training on a GPU"); a matrix product's gradient is another matrix product.
+fn rows_by_one_hot(rows: &Tensor, map: &Tensor) -> Result<Tensor> {
+    let classes = Tensor::arange(0u32, rows.dim(0)? as u32, map.device())?;
+    let one_hot = map
+        .unsqueeze(1)?
+        .broadcast_eq(&classes.unsqueeze(0)?)?
+        .to_dtype(rows.dtype())?;
+    Ok(one_hot.matmul(rows)?)
 }
 
 /// [`replay_chosen`] for walks without gradient (coding): the same pixels from plain
@@ -408,6 +420,28 @@ mod tests {
     }
 
     #[test]
+    fn one_hot_rows_equal_index_select_with_the_same_gradient() {
+        use candle_core::Var;
+        let rows = Var::from_tensor(&random(&[5, 7], 1)).unwrap();
+        let map = Tensor::new(&[4u32, 0, 4, 2, 2, 2, 1], &Device::Cpu).unwrap();
+        let selected = rows.index_select(&map, 0).unwrap();
+        let by_product = rows_by_one_hot(rows.as_tensor(), &map).unwrap();
+        assert_eq!(
+            selected.to_vec2::<f32>().unwrap(),
+            by_product.to_vec2::<f32>().unwrap()
+        );
+        let probe = random(&[7, 7], 2);
+        let grad = |t: Tensor| {
+            let g = (t * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            g.get(&rows).unwrap().to_vec2::<f32>().unwrap()
+        };
+        let (a, b) = (grad(selected), grad(by_product));
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+
+    #[test]
     fn banded_distances_equal_the_whole_residual_ones() {
         // (cell, s2d): cells larger than, equal to and smaller than a feature pixel.
         for (cell, s2d) in [(8, 2), (2, 2), (1, 2), (4, 1), (1, 1)] {
@@ -436,7 +470,7 @@ mod tests {
                 .to_vec1::<f32>()
                 .unwrap();
             let banded = cands.cell_distances_by_bands(&error).unwrap();
-            let whole = cands.cell_distances_whole(&error).unwrap();
+            let whole = cands.cell_distances_on_device(&target).unwrap();
             assert_eq!(banded.len(), batch * k * shape.cells());
             let images = cands.images().unwrap().flatten_all().unwrap();
             let images = images.to_vec1::<f32>().unwrap();
