@@ -2,6 +2,7 @@
 //! Split-and-Prune, replaced by random indices when chain dropout fires.
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use super::split_prune::NodeStats;
 use crate::error::Result;
@@ -30,12 +31,26 @@ impl Chooser for TrainChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
         let shape = candidates.shape;
         let dist = candidates.cell_distances(&self.targets[layer])?;
-        let nearest = ddl::nearest(&dist, shape);
-        let stats = &mut self.stats[layer];
-        for b in 0..shape.batch {
-            for c in 0..shape.cells() {
-                stats.record(&ddl::distances_of_cell(&dist, shape, b, c));
-            }
+        // One tally per batch item, in parallel (a GPU batch has ~10⁶ cells per layer),
+        // merged in batch order so every run counts alike.
+        let tallies: Vec<(NodeStats, Vec<u32>)> = (0..shape.batch)
+            .into_par_iter()
+            .map(|b| {
+                let mut tally = NodeStats::new(shape.k);
+                let nearest = (0..shape.cells())
+                    .map(|c| {
+                        let cell = ddl::distances_of_cell(&dist, shape, b, c);
+                        tally.record(&cell);
+                        ddl::argmin(&cell)
+                    })
+                    .collect();
+                (tally, nearest)
+            })
+            .collect();
+        let mut nearest = Vec::with_capacity(shape.batch * shape.cells());
+        for (tally, item) in &tallies {
+            self.stats[layer].merge(tally);
+            nearest.extend_from_slice(item);
         }
         if self.picks.len() <= layer {
             self.picks.resize(layer + 1, Vec::new());

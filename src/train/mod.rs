@@ -81,6 +81,9 @@ pub struct StepReport {
     pub splits: usize,
     /// Picks of each node of each layer in this step.
     pub picks: Vec<Vec<u64>>,
+    /// Seconds spent walking (forward and choices), in the backward pass, and updating
+    /// (Adam, Split-and-Prune).
+    pub seconds: [f64; 3],
 }
 
 /// A training run in memory.
@@ -145,6 +148,7 @@ impl Trainer {
 
     /// One optimizer step on `batch` (`[B,3,S,S]`, model space).
     pub fn train_step(&mut self, batch: &Tensor) -> Result<StepReport> {
+        let started = Instant::now();
         let (b, _, h, w) = batch.dims4()?;
         let layers = self.network.config().layer_count();
         let targets = self.network.layer_targets(batch, layers)?;
@@ -169,10 +173,16 @@ impl Trainer {
         let loss = (Tensor::stack(&losses, 0)?.mean_all())?;
         let last_mse = losses.last().expect("a layer").to_scalar::<f32>()? as f64;
         let loss_value = loss.to_scalar::<f32>()? as f64;
+        let walked = Instant::now();
         let grads = loss.backward()?;
+        // A GPU runs the backward pass asynchronously: wait for it, so that its time is
+        // not counted as the update's.
+        self.network.device().synchronize()?;
+        let backward = Instant::now();
         let grad_norm = self.adam.step(&grads, self.hyper.lr_at(self.step))?;
         let splits = self.split_and_prune()?;
         self.step += 1;
+        let since = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
         Ok(StepReport {
             step: self.step,
             loss: loss_value,
@@ -180,6 +190,11 @@ impl Trainer {
             grad_norm,
             splits,
             picks,
+            seconds: [
+                since(started, walked),
+                since(walked, backward),
+                since(backward, Instant::now()),
+            ],
         })
     }
 
@@ -266,6 +281,7 @@ struct Window {
     psnr: f64,
     steps: u64,
     images: u64,
+    seconds: [f64; 3],
     started: Instant,
 }
 
@@ -277,6 +293,7 @@ impl Window {
             psnr: 0.0,
             steps: 0,
             images: 0,
+            seconds: [0.0; 3],
             started: Instant::now(),
         }
     }
@@ -293,6 +310,9 @@ impl Window {
         self.images += batch as u64;
         self.loss += report.loss;
         self.psnr += report.psnr;
+        for (acc, s) in self.seconds.iter_mut().zip(report.seconds) {
+            *acc += s;
+        }
     }
 
     /// Mean entropy per level (bits), in level order.
@@ -325,6 +345,12 @@ impl Window {
 /// line, with that line's summary.
 pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()> {
     let device = &opts.device;
+    // TF32 GEMMs on a GPU (10-bit mantissas, f32 sums), as deep-learning frameworks train
+    // by default. Only this process's training is affected: coding never runs in it.
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        candle_core::cuda::set_gemm_reduced_precision_f32(true);
+    }
     let mut trainer = match &opts.resume {
         Some(path) => Trainer::resume(path, device)?,
         None => Trainer::new(&opts.config, opts.hyper.clone(), device)?,
@@ -428,7 +454,7 @@ fn open_log(
             .chain(["grad_norm", "splits"])
             .map(String::from)
             .chain(levels)
-            .chain(["dead_nodes".to_string()])
+            .chain(["dead_nodes", "walk_s", "backward_s", "update_s"].map(String::from))
             .collect();
         write_log_row(&mut log, path, &header)?;
     }
@@ -469,6 +495,7 @@ fn log_line(r: &StepReport, w: &Window, config: &ModelConfig, seconds: f64, lr: 
     ];
     row.extend(ent.iter().cloned());
     row.push(dead.to_string());
+    row.extend(w.seconds.iter().map(|s| format!("{:.3}", s / steps)));
     LogLine {
         row,
         human: format!(

@@ -48,6 +48,15 @@ impl NodeStats {
         }
     }
 
+    /// Adds another tally of the same layer (counts are whole numbers, so the order of
+    /// merging changes none of them).
+    pub fn merge(&mut self, other: &NodeStats) {
+        let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        add(&mut self.count, &other.count);
+        add(&mut self.near2, &other.near2);
+        add(&mut self.loss_acc, &other.loss_acc);
+    }
+
     /// The node to split and the node to prune, when the official rule fires: the busiest
     /// node over 2/K, or a spread over 1/K, or the rarest node under 0.5/K.
     pub fn decide(&self) -> Option<Split> {
