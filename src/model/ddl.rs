@@ -371,28 +371,56 @@ pub fn replay_chosen_direct(
     let (b, c, hf, wf) = feat.dims4()?;
     let per_node = 3 * shape.s2d * shape.s2d;
     let plane = hf * wf;
-    // [B, pixels, C]: each pixel's features contiguous.
-    let feat = feat
-        .permute((0, 2, 3, 1))?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
+    // [B, C, pixels]: as the conv made it.
+    let feat = feat.flatten_all()?.to_vec1::<f32>()?;
     let head = head.flatten_all()?.to_vec1::<f32>()?;
     let nodes = feature_pixel_indices(indices, shape);
+    // Keep's residual is zero: a row of zeros gives it without a branch in the loop.
+    let zeros = vec![0f32; c];
     let mut out = vec![0f32; b * per_node * plane];
     out.par_chunks_mut(plane).enumerate().for_each(|(bc, dst)| {
         let (item, ch) = (bc / per_node, bc % per_node);
-        for (px, v) in dst.iter_mut().enumerate() {
-            let k = nodes[item * plane + px] as usize;
-            if k < shape.k {
-                let row = &head[(k * per_node + ch) * c..][..c];
-                let x = &feat[(item * plane + px) * c..][..c];
-                *v = row.iter().zip(x).map(|(a, b)| a * b).sum();
-            }
-        }
+        let row = |px: usize| match nodes[item * plane + px] as usize {
+            k if k < shape.k => &head[(k * per_node + ch) * c..][..c],
+            _ => &zeros[..],
+        };
+        dot_products(dst, &feat[item * c * plane..][..c * plane], row);
     });
     let residual = Tensor::from_vec(out, (b, per_node, hf, wf), prev.device())?;
     Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
 }
+
+/// `dst[px] = Σ_j row(px)[j] · feat[j·plane + px]`, each sum in order of `j` from the first
+/// product (what `f32`'s `Sum` gives, bit for bit: decoding depends on it). Pixels go
+/// [`LANES`] at a time so that their sums are independent chains the CPU overlaps, where one
+/// pixel's chain of dependent adds would wait on each add's latency.
+fn dot_products<'a>(dst: &mut [f32], feat: &[f32], row: impl Fn(usize) -> &'a [f32]) {
+    let plane = dst.len();
+    let c = feat.len() / plane.max(1);
+    let mut px = 0;
+    while px + LANES <= plane {
+        let rows: [&[f32]; LANES] = std::array::from_fn(|l| row(px + l));
+        let mut acc: [f32; LANES] = std::array::from_fn(|l| rows[l][0] * feat[px + l]);
+        for j in 1..c {
+            let x = &feat[j * plane + px..][..LANES];
+            for l in 0..LANES {
+                acc[l] += rows[l][j] * x[l];
+            }
+        }
+        dst[px..px + LANES].copy_from_slice(&acc);
+        px += LANES;
+    }
+    for (p, v) in dst.iter_mut().enumerate().skip(px) {
+        *v = row(p)
+            .iter()
+            .enumerate()
+            .map(|(j, w)| w * feat[j * plane + p])
+            .sum();
+    }
+}
+
+/// Pixels per step of [`dot_products`].
+const LANES: usize = 8;
 
 /// Mean squared error of two tensors as a scalar tensor.
 pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
