@@ -193,10 +193,10 @@ impl Candidates {
                     feature_row: band * band_rows,
                     feature_rows: band_rows,
                 };
-                let err = &error[b * plane..(b + 1) * plane];
+                let err = band_error(&error[b * plane..(b + 1) * plane], s, band);
                 for (node, acc) in acc.chunks_mut(band_cells).enumerate() {
-                    let res = &res[node * 3 * s.s2d * s.s2d * positions..];
-                    accumulate_cell_errors(acc, res, err, s, band);
+                    let res = &res[node * err.len()..][..err.len()];
+                    accumulate_cell_errors(acc, res, &err, s, band.feature_rows);
                 }
                 acc
             })
@@ -221,33 +221,78 @@ struct Band {
     feature_rows: usize,
 }
 
-/// Adds `Σ (res - err)²` of one candidate over one band into that band's cells (`acc`
-/// starts at the band's first cell); `res` is the band's residual in the head's
-/// space-to-depth order, `err` the whole plain `[3,h,w]` error image.
-fn accumulate_cell_errors(acc: &mut [f32], res: &[f32], err: &[f32], s: LayerShape, band: Band) {
+/// One band of the plain `[3,h,w]` error image laid out as the head lays out a candidate's
+/// residual: `[3·s2d², band rows, wf]`, plane `(c·s2d + dy)·s2d + dx` holding grid pixel
+/// `(fy·s2d + dy, fx·s2d + dx)` of channel `c`. Then a residual and the error meet
+/// element by element.
+fn band_error(err: &[f32], s: LayerShape, band: Band) -> Vec<f32> {
     let r = s.s2d;
     let (h, w) = (s.height, s.width);
-    let wf = w / r;
-    let cx = s.cells_x();
-    // Cells and s2d are powers of two: shifts, not divisions, in the inner loop.
-    let cell_shift = s.cell.trailing_zeros();
-    let first_cell_row = band.feature_row * r / s.cell;
-    let mut i = 0;
+    let mut out = Vec::with_capacity(3 * r * r * band.feature_rows * (w / r));
     for c in 0..3 {
         for dy in 0..r {
             for dx in 0..r {
                 for fy in band.feature_row..band.feature_row + band.feature_rows {
                     let y = fy * r + dy;
                     let row = &err[(c * h + y) * w..(c * h + y + 1) * w];
-                    let acc = &mut acc[((y >> cell_shift) - first_cell_row) * cx..][..cx];
-                    for (fx, res) in res[i..i + wf].iter().enumerate() {
-                        let x = fx * r + dx;
-                        let d = res - row[x];
-                        acc[x >> cell_shift] += d * d;
+                    out.extend(row[dx..].iter().step_by(r));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Adds `Σ (res − err)²` of one candidate over one band of `rows` feature rows into that
+/// band's cells; `res` and `err` are both in the head's layout ([`band_error`]). Each cell
+/// adds its terms in the order of the planes, rows and columns, as it always has: the
+/// encoder's choices, and so its files, depend on these sums bit for bit.
+fn accumulate_cell_errors(acc: &mut [f32], res: &[f32], err: &[f32], s: LayerShape, rows: usize) {
+    let r = s.s2d;
+    let wf = s.width / r;
+    let cx = s.cells_x();
+    // Cells and s2d are powers of two: shifts, not divisions, in the inner loop.
+    let cell_shift = s.cell.trailing_zeros();
+    let mut squares = vec![0f32; wf];
+    let mut i = 0;
+    for _c in 0..3 {
+        for dy in 0..r {
+            for dx in 0..r {
+                for fy in 0..rows {
+                    let acc = &mut acc[((fy * r + dy) >> cell_shift) * cx..][..cx];
+                    let (res, err) = (&res[i..i + wf], &err[i..i + wf]);
+                    for ((q, x), e) in squares.iter_mut().zip(res).zip(err) {
+                        *q = (x - e) * (x - e);
+                    }
+                    match s.cell / r {
+                        0 => {
+                            // A feature pixel spans cells: each term to its own cell.
+                            for (fx, q) in squares.iter().enumerate() {
+                                acc[(fx * r + dx) >> cell_shift] += q;
+                            }
+                        }
+                        1 => add_runs::<1>(acc, &squares),
+                        2 => add_runs::<2>(acc, &squares),
+                        4 => add_runs::<4>(acc, &squares),
+                        8 => add_runs::<8>(acc, &squares),
+                        m => acc
+                            .iter_mut()
+                            .zip(squares.chunks_exact(m))
+                            .for_each(|(a, run)| run.iter().for_each(|q| *a += q)),
                     }
                     i += wf;
                 }
             }
+        }
+    }
+}
+
+/// `acc[c] += run[0]; … += run[M−1]` for each cell's run of `M` terms, in that order; with
+/// `M` known, the cells of a row go through the vector units together.
+fn add_runs<const M: usize>(acc: &mut [f32], squares: &[f32]) {
+    for (a, run) in acc.iter_mut().zip(squares.chunks_exact(M)) {
+        for q in run {
+            *a += q;
         }
     }
 }
