@@ -5,7 +5,7 @@
 //! `2^cell_log2` grid pixels — then keeps one candidate: the nearest to the target when
 //! encoding or training, a given index when decoding, or whatever a scorer prefers.
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::gemm::{gemm, Threads};
@@ -351,6 +351,13 @@ fn feature_pixel_indices(indices: &[u32], shape: LayerShape) -> Vec<u32> {
 /// The chosen candidate of every cell, `[B,3,h,w]`, computed on its own: each feature
 /// pixel applies only its chosen node's head rows; index `K` keeps the cell unchanged.
 /// In training this is where the gradient flows, so only chosen nodes receive any.
+///
+/// Every node's residual at every feature pixel comes from one GEMM (`[pixels, C]` by
+/// `[C, K·3·s2d²]`, a few GFLOP), and the chosen node's values are gathered from it; the
+/// backward pass is then a scatter and two GEMMs. Gathering each pixel's head rows instead
+/// (`[pixels, 3·s2d², C]`) and multiplying element-wise spent most of a training step in
+/// broadcast and reduction kernels on the CPU, and on a GPU the gather's gradient (candle's
+/// `index_add`) looped over every pixel in one thread per column.
 pub fn replay_chosen(
     feat: &Tensor,
     head: &Tensor,
@@ -360,42 +367,30 @@ pub fn replay_chosen(
 ) -> Result<Tensor> {
     let (b, c, hf, wf) = feat.dims4()?;
     let per_node = 3 * shape.s2d * shape.s2d;
-    let mut rows = head.reshape((shape.k, per_node * c))?;
-    if indices.iter().any(|&i| i as usize == shape.k) {
+    let pixels = b * hf * wf;
+    let rows = head.reshape((shape.k * per_node, c))?;
+    let mut all = feat
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .reshape((pixels, c))?
+        .matmul(&rows.t()?)?;
+    let nodes = feature_pixel_indices(indices, shape);
+    if nodes.iter().any(|&i| i as usize == shape.k) {
         // Index K is *keep*: a node whose residual is zero.
-        let zero = Tensor::zeros((1, per_node * c), rows.dtype(), rows.device())?;
-        rows = Tensor::cat(&[&rows, &zero], 0)?;
+        let zero = Tensor::zeros((pixels, per_node), all.dtype(), all.device())?;
+        all = Tensor::cat(&[&all, &zero], 1)?;
     }
-    let map = Tensor::from_vec(
-        feature_pixel_indices(indices, shape),
-        b * hf * wf,
-        feat.device(),
-    )?;
-    let weights = if feat.device().is_cpu() {
-        rows.index_select(&map, 0)?
-    } else {
-        rows_by_one_hot(&rows, &map)?
-    }
-    .reshape((b, hf, wf, per_node, c))?;
-    let residual = weights
-        .broadcast_mul(&feat.permute((0, 2, 3, 1))?.unsqueeze(3)?)?
-        .sum(D::Minus1)?
+    let columns: Vec<u32> = nodes
+        .iter()
+        .flat_map(|&k| (0..per_node as u32).map(move |j| k * per_node as u32 + j))
+        .collect();
+    let columns = Tensor::from_vec(columns, (pixels, per_node), feat.device())?;
+    let residual = all
+        .gather(&columns, 1)?
+        .reshape((b, hf, wf, per_node))?
         .permute((0, 3, 1, 2))?
         .contiguous()?;
     Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
-}
-
-/// `rows.index_select(map, 0)` as a product with the one-hot matrix of `map`: on a GPU the
-/// gradient of `index_select` (candle's `index_add`) loops over all of `map` in each of only
-/// `rows.dim(1)` threads, which made it most of a training step there (docs/experiments.md,
-/// "Training on a GPU"); a matrix product's gradient is another matrix product.
-fn rows_by_one_hot(rows: &Tensor, map: &Tensor) -> Result<Tensor> {
-    let classes = Tensor::arange(0u32, rows.dim(0)? as u32, map.device())?;
-    let one_hot = map
-        .unsqueeze(1)?
-        .broadcast_eq(&classes.unsqueeze(0)?)?
-        .to_dtype(rows.dtype())?;
-    Ok(one_hot.matmul(rows)?)
 }
 
 /// [`replay_chosen`] for walks without gradient (coding): the same pixels from plain
@@ -482,7 +477,7 @@ pub fn random_indices(rng: &mut crate::rng::Rng, shape: LayerShape) -> Vec<u32> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, D};
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
         let mut rng = crate::rng::Rng::new(seed);
@@ -492,25 +487,86 @@ mod tests {
         Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
     }
 
+    /// The element-wise formulation `replay_chosen` had before its GEMM one: the chosen
+    /// pixels and the gradients must not change.
+    fn replay_by_gathered_rows(
+        feat: &Tensor,
+        head: &Tensor,
+        prev: &Tensor,
+        indices: &[u32],
+        shape: LayerShape,
+    ) -> Tensor {
+        let (b, c, hf, wf) = feat.dims4().unwrap();
+        let per_node = 3 * shape.s2d * shape.s2d;
+        let rows = head.reshape((shape.k, per_node * c)).unwrap();
+        let zero = Tensor::zeros((1, per_node * c), rows.dtype(), rows.device()).unwrap();
+        let rows = Tensor::cat(&[&rows, &zero], 0).unwrap();
+        let map = Tensor::new(feature_pixel_indices(indices, shape), feat.device()).unwrap();
+        let weights = rows
+            .index_select(&map, 0)
+            .unwrap()
+            .reshape((b, hf, wf, per_node, c))
+            .unwrap();
+        let feat = feat.permute((0, 2, 3, 1)).unwrap().unsqueeze(3).unwrap();
+        let residual = weights
+            .broadcast_mul(&feat)
+            .unwrap()
+            .sum(D::Minus1)
+            .unwrap()
+            .permute((0, 3, 1, 2))
+            .unwrap();
+        (pixel_shuffle(&residual, shape.s2d).unwrap() + prev).unwrap()
+    }
+
     #[test]
-    fn one_hot_rows_equal_index_select_with_the_same_gradient() {
+    fn the_replayed_pixels_and_their_gradients_match_the_gathered_rows() {
         use candle_core::Var;
-        let rows = Var::from_tensor(&random(&[5, 7], 1)).unwrap();
-        let map = Tensor::new(&[4u32, 0, 4, 2, 2, 2, 1], &Device::Cpu).unwrap();
-        let selected = rows.index_select(&map, 0).unwrap();
-        let by_product = rows_by_one_hot(rows.as_tensor(), &map).unwrap();
-        assert_eq!(
-            selected.to_vec2::<f32>().unwrap(),
-            by_product.to_vec2::<f32>().unwrap()
-        );
-        let probe = random(&[7, 7], 2);
-        let grad = |t: Tensor| {
-            let g = (t * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            g.get(&rows).unwrap().to_vec2::<f32>().unwrap()
-        };
-        let (a, b) = (grad(selected), grad(by_product));
-        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
-            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        // (cell, s2d): cells larger than, equal to and smaller than a feature pixel.
+        for (cell, s2d) in [(4, 2), (2, 2), (1, 2), (2, 1)] {
+            let (batch, k, channels, height, width) = (2, 5, 6, 8, 8);
+            let shape = LayerShape {
+                batch,
+                k,
+                height,
+                width,
+                cell,
+                s2d,
+            };
+            let (hf, wf) = (height / s2d, width / s2d);
+            let feat = Var::from_tensor(&random(&[batch, channels, hf, wf], 1)).unwrap();
+            let head = Var::from_tensor(&random(&[k * 3 * s2d * s2d, channels, 1, 1], 2)).unwrap();
+            let prev = random(&[batch, 3, height, width], 3);
+            // Every node and keep (index K) among the cells.
+            let indices: Vec<u32> = (0..batch * shape.cells())
+                .map(|i| (i * 3 % (k + 1)) as u32)
+                .collect();
+            let probe = random(&[batch, 3, height, width], 4);
+            let run = |y: Tensor| {
+                let values = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let g = (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+                let grads = [feat.as_tensor(), head.as_tensor()].map(|v| {
+                    g.get(v)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                });
+                (values, grads)
+            };
+            let (v1, g1) = run(replay_chosen(&feat, &head, &prev, &indices, shape).unwrap());
+            let (v2, g2) = run(replay_by_gathered_rows(
+                &feat, &head, &prev, &indices, shape,
+            ));
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+            assert!(close(&v1, &v2), "values ({cell}, {s2d})");
+            assert!(close(&g1[0], &g2[0]), "feature gradient ({cell}, {s2d})");
+            assert!(close(&g1[1], &g2[1]), "head gradient ({cell}, {s2d})");
+            let direct = replay_chosen_direct(&feat, &head, &prev, &indices, shape).unwrap();
+            assert!(close(
+                &v1,
+                &direct.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            ));
         }
     }
 
