@@ -29,9 +29,17 @@ pub const DEFAULT_TILE: u32 = 256;
 /// Default rate when neither `--bpp` nor `--layers` is given.
 pub const DEFAULT_BPP: f64 = 0.25;
 
-/// Where λ lands at 1 bpp (then ∝ bpp⁻²) for natural images; Kodak images land within
-/// about 3× of it either way.
-pub(crate) const LAMBDA_AT_1BPP: f64 = 70.0;
+/// Where λ typically lands at 1 bpp with the default model …
+const LAMBDA_AT_1BPP: f64 = 190.0;
+/// … and how it grows at lower rates, λ ∝ bpp^-1.48: fitted to 20 training photos coded at
+/// eleven λ from 25 to 25,600 (docs/experiments.md, "Fewer walks per --bpp"). One photo's
+/// λ lies within about 1.7× of the fit (one standard deviation).
+const LAMBDA_BPP_EXPONENT: f64 = 1.48;
+
+/// The λ the rate search starts from for a target of `bpp`.
+pub(crate) fn start_lambda(bpp: f64) -> f64 {
+    LAMBDA_AT_1BPP * bpp.powf(-LAMBDA_BPP_EXPONENT)
+}
 
 /// What the encoder aims at.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,7 +227,7 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
         Rate::Quality(q) => encode_at(job, total, quality::lambda_for_quality(q)?, true),
-        Rate::Psnr(db) => quality::fit_psnr(job, total, db, LAMBDA_AT_1BPP / 0.0625),
+        Rate::Psnr(db) => quality::fit_psnr(job, total, db, start_lambda(0.25)),
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = (bpp * width as f64 * height as f64 / 8.0).floor() as usize;
             let smallest = smallest_file(job)?;

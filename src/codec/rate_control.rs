@@ -1,6 +1,6 @@
 //! Rate control: the trade-off λ whose file is the largest that fits a size budget.
 
-use super::LAMBDA_AT_1BPP;
+use super::start_lambda;
 use crate::error::Result;
 
 /// Below this λ (squared 8-bit error per bit) the search tries λ = 0, the best file.
@@ -39,7 +39,7 @@ pub(super) fn fit_budget<P: RateProbe>(
     mut encode: impl FnMut(f64) -> Result<P>,
 ) -> Result<Vec<u8>> {
     let mut search = RateSearch::new(budget);
-    let mut lambda = LAMBDA_AT_1BPP / (bpp * bpp);
+    let mut lambda = start_lambda(bpp);
     for _ in 0..MAX_RATE_PROBES {
         let probe = encode(lambda)?;
         let bytes = probe.file()?;
@@ -105,6 +105,9 @@ impl RateSearch {
 
     /// The next λ to try after the last recorded probe.
     fn next_lambda(&self) -> f64 {
+        // Aim at the middle of the sizes accepted (within RATE_TOLERANCE under the
+        // budget), not at its edge, where half the landings would be just over.
+        let aim = self.budget as f64 * (1.0 - RATE_TOLERANCE / 2.0);
         let budget = self.budget as f64;
         let n = self.probes.len();
         let (lambda, size) = self.probes[n - 1];
@@ -120,7 +123,7 @@ impl RateSearch {
                 let t = if stuck {
                     0.5
                 } else {
-                    ((a - budget.ln()) / (a - b)).clamp(0.25, 0.75)
+                    ((a - aim.ln()) / (a - b)).clamp(0.25, 0.75)
                 };
                 (lo.ln() + t * (hi.ln() - lo.ln())).exp()
             }
@@ -133,9 +136,9 @@ impl RateSearch {
                     .map(|(l, s)| ((s as f64).ln() - (size as f64).ln()) / (lambda / l).ln());
                 let (slope, least) = match measured {
                     Some(slope) => (slope.clamp(0.15, 2.0), 1.25),
-                    None => (0.6, 2.0),
+                    None => (0.6, 1.1),
                 };
-                let step = (size as f64 / budget).powf(1.0 / slope);
+                let step = (size as f64 / aim).powf(1.0 / slope);
                 let next = lambda
                     * if fits(size) {
                         step.clamp(1.0 / 16.0, 1.0 / least)
@@ -245,7 +248,7 @@ mod tests {
         exponent: f64,
         last_layer_bytes: Option<f64>,
     ) -> (usize, usize) {
-        let first = LAMBDA_AT_1BPP / (0.25 * 0.25);
+        let first = start_lambda(0.25);
         let mut walks = 0;
         let got = fit_budget(budget, 0.25, Vec::new(), |lambda| {
             walks += 1;
@@ -294,7 +297,7 @@ mod tests {
     fn extrapolates_along_the_measured_slope() {
         // Sizes follow λ^-0.3, flatter than the typical λ^-0.6 (12,000 bytes at λ = 1000),
         // and every probe lands on one side until the slope is measured.
-        let start = 12_000.0 * (LAMBDA_AT_1BPP / (0.25 * 0.25) / 1000.0).powf(-0.3);
+        let start = 12_000.0 * (start_lambda(0.25) / 1000.0).powf(-0.3);
         for budget in [5_000, 9_000, 30_000] {
             let (got, walks) = fit_power_law(budget, start, 0.3, None);
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
