@@ -487,6 +487,31 @@ mod tests {
         Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
     }
 
+    /// A layer of 5 nodes over a batch of 2 with 6 feature channels, and random features,
+    /// head and previous image for it.
+    fn small_layer(
+        cell: usize,
+        s2d: usize,
+        height: usize,
+        width: usize,
+    ) -> (LayerShape, [Tensor; 3]) {
+        let (batch, k, channels) = (2, 5, 6);
+        let shape = LayerShape {
+            batch,
+            k,
+            height,
+            width,
+            cell,
+            s2d,
+        };
+        let inputs = [
+            random(&[batch, channels, height / s2d, width / s2d], 1),
+            random(&[k * 3 * s2d * s2d, channels, 1, 1], 2),
+            random(&[batch, 3, height, width], 3),
+        ];
+        (shape, inputs)
+    }
+
     /// The element-wise formulation `replay_chosen` had before its GEMM one: the chosen
     /// pixels and the gradients must not change.
     fn replay_by_gathered_rows(
@@ -523,19 +548,18 @@ mod tests {
         use candle_core::Var;
         // (cell, s2d): cells larger than, equal to and smaller than a feature pixel.
         for (cell, s2d) in [(4, 2), (2, 2), (1, 2), (2, 1)] {
-            let (batch, k, channels, height, width) = (2, 5, 6, 8, 8);
-            let shape = LayerShape {
+            let (shape, [feat, head, prev]) = small_layer(cell, s2d, 8, 8);
+            let (feat, head) = (
+                Var::from_tensor(&feat).unwrap(),
+                Var::from_tensor(&head).unwrap(),
+            );
+            let LayerShape {
                 batch,
                 k,
                 height,
                 width,
-                cell,
-                s2d,
-            };
-            let (hf, wf) = (height / s2d, width / s2d);
-            let feat = Var::from_tensor(&random(&[batch, channels, hf, wf], 1)).unwrap();
-            let head = Var::from_tensor(&random(&[k * 3 * s2d * s2d, channels, 1, 1], 2)).unwrap();
-            let prev = random(&[batch, 3, height, width], 3);
+                ..
+            } = shape;
             // Every node and keep (index K) among the cells.
             let indices: Vec<u32> = (0..batch * shape.cells())
                 .map(|i| (i * 3 % (k + 1)) as u32)
@@ -574,23 +598,15 @@ mod tests {
     fn banded_distances_equal_the_whole_residual_ones() {
         // (cell, s2d): cells larger than, equal to and smaller than a feature pixel.
         for (cell, s2d) in [(8, 2), (2, 2), (1, 2), (4, 1), (1, 1)] {
-            let (batch, k, channels, height, width) = (2, 5, 6, 16, 8);
-            let shape = LayerShape {
+            let (shape, [feat, head, prev]) = small_layer(cell, s2d, 16, 8);
+            let LayerShape {
                 batch,
                 k,
                 height,
                 width,
-                cell,
-                s2d,
-            };
-            let (hf, wf) = (height / s2d, width / s2d);
-            let cands = Candidates::new(
-                &random(&[batch, channels, hf, wf], 1),
-                &random(&[k * 3 * s2d * s2d, channels, 1, 1], 2),
-                &random(&[batch, 3, height, width], 3),
-                shape,
-            )
-            .unwrap();
+                ..
+            } = shape;
+            let cands = Candidates::new(&feat, &head, &prev, shape).unwrap();
             let target = random(&[batch, 3, height, width], 4);
             let error = (&target - cands.previous())
                 .unwrap()
