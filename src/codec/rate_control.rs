@@ -45,7 +45,7 @@ pub(super) fn fit_budget<P: RateProbe>(
         let bytes = probe.file()?;
         let size = bytes.len();
         if size <= budget && (close_to(size, budget, RATE_TOLERANCE) || lambda == 0.0) {
-            return Ok(bytes);
+            return Ok(fill_towards_budget(&probe, bytes, budget)?);
         }
         if let Some(bytes) = fit_last_layer(&probe, size, budget)? {
             return Ok(bytes);
@@ -58,6 +58,19 @@ pub(super) fn fit_budget<P: RateProbe>(
     }
     // No probe fitted: the smallest file does (the caller checked).
     Ok(search.under.map_or(smallest, |(_, bytes)| bytes))
+}
+
+/// A probe's file that fits, grown towards the budget (within [`TAIL_TOLERANCE`]) by
+/// choosing its last layer again at a smaller λ where that gives a larger file that still
+/// fits: the bytes the user allowed buy quality, and no walk is spent.
+fn fill_towards_budget<P: RateProbe>(probe: &P, bytes: Vec<u8>, budget: usize) -> Result<Vec<u8>> {
+    if probe.lambda() == 0.0 || close_to(bytes.len(), budget, TAIL_TOLERANCE) {
+        return Ok(bytes);
+    }
+    Ok(match fit_last_layer(probe, bytes.len(), budget)? {
+        Some(fuller) if fuller.len() > bytes.len() => fuller,
+        _ => bytes,
+    })
 }
 
 /// What the λ search has learnt from its probes.
@@ -270,6 +283,18 @@ mod tests {
         let (got, walks) = fit_power_law(10_000, 10_500.0, 0.5, Some(400.0));
         assert_eq!(walks, 1);
         assert!((9_900..=10_000).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn a_probe_already_within_tolerance_is_filled_towards_the_budget_without_a_walk() {
+        // 9,750 bytes is within 3 % of 10,000: the last layer, chosen again at a smaller λ,
+        // adds bytes up to within 1 %.
+        let (got, walks) = fit_power_law(10_000, 9_750.0, 0.5, Some(400.0));
+        assert_eq!(walks, 1);
+        assert!((9_900..=10_000).contains(&got), "{got}");
+        // Without a last layer to choose again, the probe's own file is kept.
+        let (got, walks) = fit_power_law(10_000, 9_750.0, 0.5, None);
+        assert_eq!((got, walks), (9_750, 1));
     }
 
     #[test]
