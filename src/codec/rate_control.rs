@@ -45,7 +45,7 @@ pub(super) fn fit_budget<P: RateProbe>(
         let bytes = probe.file()?;
         let size = bytes.len();
         if size <= budget && (close_to(size, budget, RATE_TOLERANCE) || lambda == 0.0) {
-            return Ok(fill_towards_budget(&probe, bytes, budget)?);
+            return fill_towards_budget(&probe, bytes, budget);
         }
         if let Some(bytes) = fit_last_layer(&probe, size, budget)? {
             return Ok(bytes);
