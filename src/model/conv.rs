@@ -281,7 +281,8 @@ impl CustomOp2 for SameConv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let flipped = w.transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
+        // Detached: the backward pass records no graph of its own.
+        let flipped = w.detach().transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
         let dx = conv_same(grad, &flipped).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let d = dims(x.shape(), w.shape())?;
         let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
@@ -392,7 +393,8 @@ impl CustomOp3 for ConvGradients {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let to_candle = |e: crate::error::Error| candle_core::Error::Msg(e.to_string());
-        let flipped = w.transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
+        // Detached: the backward pass records no graph of its own.
+        let flipped = w.detach().transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
         let dx = conv_same_portable(&grad.detach(), &flipped).map_err(to_candle)?;
         let dw = weight_gradient_by_taps(x, &grad.detach(), w.dim(2)?)?;
         Ok((None, Some(dx), Some(dw)))

@@ -138,7 +138,6 @@ impl Candidates {
         out
     }
 
-    /// All residuals at once (on an accelerator, which has the memory and bandwidth).
     /// Where the tensors live (an accelerator): the K candidate images are made there and
     /// only the per-cell sums come back, `[B, K, cells]` rather than `[B, K, 3, h, w]`.
     fn cell_distances_on_device(&self, target: &Tensor) -> Result<Vec<f32>> {
@@ -194,9 +193,10 @@ impl Candidates {
                     feature_rows: band_rows,
                 };
                 let err = band_error(&error[b * plane..(b + 1) * plane], s, band);
+                let mut squares = vec![0f32; wf];
                 for (node, acc) in acc.chunks_mut(band_cells).enumerate() {
                     let res = &res[node * err.len()..][..err.len()];
-                    accumulate_cell_errors(acc, res, &err, s, band.feature_rows);
+                    accumulate_cell_errors(acc, res, &err, &mut squares, s, band.feature_rows);
                 }
                 acc
             })
@@ -244,16 +244,23 @@ fn band_error(err: &[f32], s: LayerShape, band: Band) -> Vec<f32> {
 }
 
 /// Adds `Σ (res − err)²` of one candidate over one band of `rows` feature rows into that
-/// band's cells; `res` and `err` are both in the head's layout ([`band_error`]). Each cell
-/// adds its terms in the order of the planes, rows and columns, as it always has: the
-/// encoder's choices, and so its files, depend on these sums bit for bit.
-fn accumulate_cell_errors(acc: &mut [f32], res: &[f32], err: &[f32], s: LayerShape, rows: usize) {
+/// band's cells; `res` and `err` are both in the head's layout ([`band_error`]), `squares`
+/// is scratch of one feature row. Each cell adds its terms in the order of the planes, rows
+/// and columns, as it always has: the encoder's choices, and so its files, depend on these
+/// sums bit for bit.
+fn accumulate_cell_errors(
+    acc: &mut [f32],
+    res: &[f32],
+    err: &[f32],
+    squares: &mut [f32],
+    s: LayerShape,
+    rows: usize,
+) {
     let r = s.s2d;
     let wf = s.width / r;
     let cx = s.cells_x();
     // Cells and s2d are powers of two: shifts, not divisions, in the inner loop.
     let cell_shift = s.cell.trailing_zeros();
-    let mut squares = vec![0f32; wf];
     let mut i = 0;
     for _c in 0..3 {
         for dy in 0..r {
@@ -271,10 +278,10 @@ fn accumulate_cell_errors(acc: &mut [f32], res: &[f32], err: &[f32], s: LayerSha
                                 acc[(fx * r + dx) >> cell_shift] += q;
                             }
                         }
-                        1 => add_runs::<1>(acc, &squares),
-                        2 => add_runs::<2>(acc, &squares),
-                        4 => add_runs::<4>(acc, &squares),
-                        8 => add_runs::<8>(acc, &squares),
+                        1 => add_runs::<1>(acc, squares),
+                        2 => add_runs::<2>(acc, squares),
+                        4 => add_runs::<4>(acc, squares),
+                        8 => add_runs::<8>(acc, squares),
                         m => acc
                             .iter_mut()
                             .zip(squares.chunks_exact(m))
@@ -368,18 +375,19 @@ pub fn replay_chosen(
     let (b, c, hf, wf) = feat.dims4()?;
     let per_node = 3 * shape.s2d * shape.s2d;
     let pixels = b * hf * wf;
-    let rows = head.reshape((shape.k * per_node, c))?;
-    let mut all = feat
+    let mut rows = head.reshape((shape.k * per_node, c))?;
+    let nodes = feature_pixel_indices(indices, shape);
+    if nodes.iter().any(|&i| i as usize == shape.k) {
+        // Index K is *keep*: a node whose residual is zero (zero rows, so the product
+        // makes its columns without a copy of the whole result).
+        let zero = Tensor::zeros((per_node, c), rows.dtype(), rows.device())?;
+        rows = Tensor::cat(&[&rows, &zero], 0)?;
+    }
+    let all = feat
         .permute((0, 2, 3, 1))?
         .contiguous()?
         .reshape((pixels, c))?
         .matmul(&rows.t()?)?;
-    let nodes = feature_pixel_indices(indices, shape);
-    if nodes.iter().any(|&i| i as usize == shape.k) {
-        // Index K is *keep*: a node whose residual is zero.
-        let zero = Tensor::zeros((pixels, per_node), all.dtype(), all.device())?;
-        all = Tensor::cat(&[&all, &zero], 1)?;
-    }
     let columns: Vec<u32> = nodes
         .iter()
         .flat_map(|&k| (0..per_node as u32).map(move |j| k * per_node as u32 + j))

@@ -48,8 +48,9 @@ impl NodeStats {
         }
     }
 
-    /// Adds another tally of the same layer (counts are whole numbers, so the order of
-    /// merging changes none of them).
+    /// Adds another tally of the same layer. Counts are whole numbers, so the order of
+    /// merging changes none of them; the distance sums (`loss_acc`, which only rank dead
+    /// nodes) may differ in their last bits from one running sum.
     pub fn merge(&mut self, other: &NodeStats) {
         let add = |a: &mut [f64], b: &[f64]| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
         add(&mut self.count, &other.count);
