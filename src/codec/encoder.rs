@@ -83,17 +83,39 @@ impl RateProbe for Probe {
         })?;
         let rechosen = self.rd.rechoose(last, lambda)?;
         let mut per_tile = self.per_tile.clone();
-        for (batch, symbols) in self.batches.iter().zip(&rechosen) {
-            let cells = symbols.len() / batch.len();
-            for (b, &t) in batch.iter().enumerate() {
-                per_tile[t][last] = symbols[b * cells..(b + 1) * cells].to_vec();
+        self.paste(&mut per_tile, last, &rechosen);
+        Some(self.write(&per_tile))
+    }
+
+    /// The size of the file with every layer chosen again at `lambda` from this walk's
+    /// inputs ([`rd::RdState::rechoose_all`]): not a file any walk makes, but its size
+    /// follows λ as a walk's does, and equals the walk's at the walk's own λ.
+    fn estimated_size_at(&self, lambda: f64) -> Option<Result<usize>> {
+        let rechosen = self.rd.rechoose_all(lambda);
+        if rechosen.iter().all(Option::is_none) {
+            return None;
+        }
+        let mut per_tile = self.per_tile.clone();
+        for (layer, symbols) in rechosen.iter().enumerate() {
+            if let Some(symbols) = symbols {
+                self.paste(&mut per_tile, layer, symbols);
             }
         }
-        Some(self.write(&per_tile))
+        Some(self.write(&per_tile).map(|file| file.len()))
     }
 }
 
 impl Probe {
+    /// Puts one layer's symbols, one vector per batch in walk order, back in tile order.
+    fn paste(&self, per_tile: &mut [Vec<Vec<u32>>], layer: usize, per_batch: &[Vec<u32>]) {
+        for (batch, symbols) in self.batches.iter().zip(per_batch) {
+            let cells = symbols.len() / batch.len();
+            for (b, &t) in batch.iter().enumerate() {
+                per_tile[t][layer] = symbols[b * cells..(b + 1) * cells].to_vec();
+            }
+        }
+    }
+
     fn write(&self, per_tile: &[Vec<Vec<u32>>]) -> Result<Vec<u8>> {
         let mut header = self.header.clone();
         let mut layers = (0..header.layers.len())
@@ -249,6 +271,18 @@ mod tests {
             let probe = tiny_walk(lambda);
             let again = probe.file_with_last_at(lambda).unwrap().unwrap();
             assert_eq!(again, probe.file().unwrap(), "λ = {lambda}");
+        }
+    }
+
+    #[test]
+    fn the_estimated_size_is_the_walks_at_its_own_lambda_and_falls_as_lambda_rises() {
+        for lambda in [50.0, 500.0, 5_000.0] {
+            let probe = tiny_walk(lambda);
+            let own = probe.file().unwrap().len();
+            let at = |l: f64| probe.estimated_size_at(l).unwrap().unwrap();
+            assert_eq!(at(lambda), own, "λ = {lambda}");
+            assert!(at(lambda / 8.0) > own, "λ = {lambda}");
+            assert!(at(lambda * 8.0) < own, "λ = {lambda}");
         }
     }
 

@@ -17,6 +17,20 @@ const TAIL_TOLERANCE: f64 = 0.01;
 const TAIL_STEPS: usize = 8;
 /// … at a λ within this factor of the walk's.
 const TAIL_LAMBDA_RANGE: f64 = 3.0;
+/// The typical slope of log size against log λ (size ∝ λ^-0.6).
+const TYPICAL_SLOPE: f64 = 0.6;
+/// Predicting the next λ from a walk's estimated sizes takes at most this many estimates …
+const PREDICT_STEPS: usize = 5;
+/// … and stops within this fraction of the size aimed at …
+const PREDICT_TOLERANCE: f64 = 0.005;
+/// … at a λ within this factor of the walk's.
+const PREDICT_LAMBDA_RANGE: f64 = 16.0;
+/// A walk's log size moves by about this fraction of its estimate's when λ rises (the
+/// earlier layers keep more, which leaves the later layers more worth coding) …
+const ESTIMATE_FOLLOWS_RISING: f64 = 0.9;
+/// … and this fraction when λ falls (the earlier layers then leave the later ones less).
+/// Both are medians over 11 training photos at 0.1–1.0 bpp (docs/experiments.md).
+const ESTIMATE_FOLLOWS_FALLING: f64 = 0.6;
 
 /// What the rate search needs of one encoder walk.
 pub(super) trait RateProbe {
@@ -25,13 +39,18 @@ pub(super) trait RateProbe {
     /// The file with only its last coding layer chosen again at `lambda`, if the walk
     /// allows.
     fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>>;
+    /// Roughly the size of a walk at `lambda`, exact at the probe's own λ, from this
+    /// walk's choices alone, if the walk allows.
+    fn estimated_size_at(&self, lambda: f64) -> Option<Result<usize>>;
 }
 
-/// Searches λ for the largest file of at most `budget` bytes. File size falls as λ rises,
-/// roughly as a power of it, so each probe interpolates log size against log λ between
-/// the tightest probes on either side of the budget, or extrapolates along the slope of
-/// the last two. A probe that lands near the budget is finished by choosing only its
-/// last coding layer again, which costs no network pass.
+/// Searches λ for the largest file of at most `budget` bytes. Each walk predicts the λ
+/// of the next from its own choices made again at other λ (no network pass); without
+/// that, or when the predictions creep, it falls back on the sizes themselves: file size
+/// falls as λ rises, roughly as a power of it, so a probe interpolates log size against
+/// log λ between the tightest probes on either side of the budget, or extrapolates along
+/// the slope of the last two. A probe that lands near the budget is finished by choosing
+/// only its last coding layer again, which also costs no network pass.
 pub(super) fn fit_budget<P: RateProbe>(
     budget: usize,
     bpp: f64,
@@ -54,7 +73,7 @@ pub(super) fn fit_budget<P: RateProbe>(
         if search.bracket_is_narrow() {
             break;
         }
-        lambda = search.next_lambda();
+        lambda = search.next_lambda(&probe)?;
     }
     // No probe fitted: the smallest file does (the caller checked).
     Ok(search.under.map_or(smallest, |(_, bytes)| bytes))
@@ -116,11 +135,40 @@ impl RateSearch {
         }
     }
 
-    /// The next λ to try after the last recorded probe.
-    fn next_lambda(&self) -> f64 {
-        // Aim at the middle of the sizes accepted (within RATE_TOLERANCE under the
-        // budget), not at its edge, where half the landings would be just over.
-        let aim = self.budget as f64 * (1.0 - RATE_TOLERANCE / 2.0);
+    /// The size the search aims at: the middle of the sizes accepted (within
+    /// RATE_TOLERANCE under the budget), not its edge, where half the landings would be
+    /// just over.
+    fn aim(&self) -> f64 {
+        self.budget as f64 * (1.0 - RATE_TOLERANCE / 2.0)
+    }
+
+    /// Whether the last two probes landed on the same side of the budget.
+    fn stuck(&self) -> bool {
+        let n = self.probes.len();
+        let fits = |s: usize| s <= self.budget;
+        n >= 2 && fits(self.probes[n - 2].1) == fits(self.probes[n - 1].1)
+    }
+
+    /// Whether `lambda` lies strictly between the λ known to burst and the λ known to fit.
+    fn in_bracket(&self, lambda: f64) -> bool {
+        self.over.is_none_or(|(lo, _)| lambda > lo)
+            && self.under.as_ref().is_none_or(|(hi, _)| lambda < *hi)
+    }
+
+    /// The next λ to try after the last recorded probe, `probe`: the one its estimated
+    /// sizes predict where that is new and the last two walks did not land on the same
+    /// side (predictions that creep towards the budget), else one from the probes' sizes.
+    fn next_lambda(&self, probe: &impl RateProbe) -> Result<f64> {
+        let size = self.probes.last().expect("a recorded probe").1;
+        let predicted = match self.stuck() {
+            true => None,
+            false => predicted_lambda(probe, size, self.aim())?.filter(|&p| self.in_bracket(p)),
+        };
+        Ok(predicted.unwrap_or_else(|| self.next_lambda_from_sizes()))
+    }
+
+    fn next_lambda_from_sizes(&self) -> f64 {
+        let aim = self.aim();
         let budget = self.budget as f64;
         let n = self.probes.len();
         let (lambda, size) = self.probes[n - 1];
@@ -132,8 +180,7 @@ impl RateSearch {
                 let (a, b) = ((lo_size as f64).ln(), (hi_bytes.len() as f64).ln());
                 // Interpolation can creep from one side on a convex curve; after two
                 // probes on the same side, bisect.
-                let stuck = n >= 2 && fits(self.probes[n - 2].1) == fits(size);
-                let t = if stuck {
+                let t = if self.stuck() {
                     0.5
                 } else {
                     ((a - aim.ln()) / (a - b)).clamp(0.25, 0.75)
@@ -149,7 +196,7 @@ impl RateSearch {
                     .map(|(l, s)| ((s as f64).ln() - (size as f64).ln()) / (lambda / l).ln());
                 let (slope, least) = match measured {
                     Some(slope) => (slope.clamp(0.15, 2.0), 1.25),
-                    None => (0.6, 1.1),
+                    None => (TYPICAL_SLOPE, 1.1),
                 };
                 let step = (size as f64 / aim).powf(1.0 / slope);
                 let next = lambda
@@ -168,6 +215,48 @@ impl RateSearch {
             }
         }
     }
+}
+
+/// The λ at which a walk should land on `aim`, from `probe`'s estimated sizes
+/// ([`RateProbe::estimated_size_at`]), which a walk follows only in part: secant steps on log size against log λ from the probe's own λ and `size`, the first
+/// along the typical slope, all within [`PREDICT_LAMBDA_RANGE`] of the probe's λ. `None`
+/// when the probe gives no estimate.
+fn predicted_lambda(probe: &impl RateProbe, size: usize, aim: f64) -> Result<Option<f64>> {
+    let lambda = probe.lambda();
+    if lambda == 0.0 {
+        return Ok(None);
+    }
+    // The estimate aimed at so that the walk, which follows it only in part, lands on
+    // `aim`.
+    let (from, to) = ((size as f64).ln(), aim.ln());
+    let follows = if to < from {
+        ESTIMATE_FOLLOWS_RISING
+    } else {
+        ESTIMATE_FOLLOWS_FALLING
+    };
+    let (target, reach) = (from + (to - from) / follows, PREDICT_LAMBDA_RANGE.ln());
+    let within_reach = |x: f64| x.clamp(lambda.ln() - reach, lambda.ln() + reach);
+    // Points are (ln λ, ln size); the size falls as λ rises.
+    let mut last = (lambda.ln(), (size as f64).ln());
+    let mut guess = within_reach(last.0 + (last.1 - target) / TYPICAL_SLOPE);
+    for _ in 0..PREDICT_STEPS {
+        let Some(estimate) = probe.estimated_size_at(guess.exp()).transpose()? else {
+            return Ok(None);
+        };
+        let point = (guess, (estimate.max(1) as f64).ln());
+        if (point.1 - target).abs() < PREDICT_TOLERANCE {
+            break;
+        }
+        let slope = (last.1 - point.1) / (point.0 - last.0);
+        let slope = if slope.is_finite() && slope > 0.0 {
+            slope.clamp(0.15, 2.0)
+        } else {
+            TYPICAL_SLOPE
+        };
+        last = point;
+        guess = within_reach(point.0 + (point.1 - target) / slope);
+    }
+    Ok(Some(guess.exp()))
 }
 
 fn close_to(size: usize, budget: usize, tolerance: f64) -> bool {
@@ -227,6 +316,8 @@ mod tests {
         lambda: f64,
         size: usize,
         last_layer_bytes: Option<f64>,
+        /// Estimated sizes fall as `λ^-exponent` from the probe's own.
+        estimate_exponent: Option<f64>,
     }
 
     impl RateProbe for FakeProbe {
@@ -241,6 +332,12 @@ mod tests {
             let shift = -per_halving * (lambda / self.lambda).log2();
             Some(Ok(vec![0; (self.size as f64 + shift).max(0.0) as usize]))
         }
+        fn estimated_size_at(&self, lambda: f64) -> Option<Result<usize>> {
+            let exponent = self.estimate_exponent?;
+            Some(Ok(
+                (self.size as f64 * (lambda / self.lambda).powf(-exponent)) as usize,
+            ))
+        }
     }
 
     fn sized(size: impl Fn(f64) -> usize) -> impl FnMut(f64) -> Result<FakeProbe> {
@@ -249,6 +346,7 @@ mod tests {
                 lambda,
                 size: size(lambda),
                 last_layer_bytes: None,
+                estimate_exponent: None,
             })
         }
     }
@@ -269,6 +367,7 @@ mod tests {
                 lambda,
                 size: (start_size * (lambda / first).powf(-exponent)) as usize,
                 last_layer_bytes,
+                estimate_exponent: None,
             })
         })
         .unwrap()
@@ -302,6 +401,58 @@ mod tests {
         let (got, walks) = fit_power_law(10_000, 20_000.0, 0.5, Some(100.0));
         assert!(walks > 1);
         assert!((9_700..=10_000).contains(&got), "{got}");
+    }
+
+    /// As [`fit_power_law`], with every walk's estimated sizes falling as
+    /// `λ^-estimate_exponent` from its own.
+    fn fit_with_estimates(
+        budget: usize,
+        start_size: f64,
+        exponent: f64,
+        estimate_exponent: f64,
+    ) -> (usize, usize) {
+        let first = start_lambda(0.25);
+        let mut walks = 0;
+        let got = fit_budget(budget, 0.25, Vec::new(), |lambda| {
+            walks += 1;
+            Ok(FakeProbe {
+                lambda,
+                size: (start_size * (lambda / first).powf(-exponent)) as usize,
+                last_layer_bytes: None,
+                estimate_exponent: Some(estimate_exponent),
+            })
+        })
+        .unwrap()
+        .len();
+        (got, walks)
+    }
+
+    #[test]
+    fn a_walk_whose_estimates_move_as_typical_predicts_the_next_lambda() {
+        // The first walk is 60 % over or 40 % under; slopes of 0.9 and 0.3 are far from
+        // the typical 0.6, so only the estimates find the λ in one more walk. They move
+        // more than the walks do, by the typical factors.
+        let cases = [
+            (10_000, 0.9, ESTIMATE_FOLLOWS_RISING),
+            (10_000, 0.3, ESTIMATE_FOLLOWS_RISING),
+            (25_000, 0.9, ESTIMATE_FOLLOWS_FALLING),
+            (25_000, 0.3, ESTIMATE_FOLLOWS_FALLING),
+        ];
+        for (budget, exponent, follows) in cases {
+            let (got, walks) = fit_with_estimates(budget, 16_000.0, exponent, exponent / follows);
+            assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
+            assert_eq!(walks, 2, "budget {budget}, exponent {exponent}");
+        }
+    }
+
+    #[test]
+    fn estimates_that_mislead_still_end_within_the_tolerance() {
+        // Estimated sizes fall three times as fast as the walks' own.
+        for budget in [5_000, 10_000, 30_000] {
+            let (got, walks) = fit_with_estimates(budget, 16_000.0, 0.3, 0.9);
+            assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
+            assert!(walks <= 6, "{walks} walks for {budget}");
+        }
     }
 
     #[test]

@@ -122,6 +122,18 @@ impl RdState {
         )
     }
 
+    /// Every layer's symbols chosen again at `lambda`, each layer on its own from this
+    /// walk's stored inputs (the walk's own earlier symbols stay its contexts, and its
+    /// candidates stay those the walk's choices made): roughly what a walk at `lambda`
+    /// would choose, without walking. `None` for the layers [`RdState::rechoose`] cannot.
+    pub fn rechoose_all(&self, lambda: f64) -> Vec<Option<Vec<Vec<u32>>>> {
+        use rayon::prelude::*;
+        (0..self.schedule.len())
+            .into_par_iter()
+            .map(|layer| self.rechoose(layer, lambda))
+            .collect()
+    }
+
     fn store(&mut self, layer: usize, choice: LayerChoice) {
         let floats = |c: &LayerChoice| c.dist.len() + c.keep_dist.len();
         if self.stored[layer].is_none() {
