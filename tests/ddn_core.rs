@@ -307,6 +307,7 @@ fn chain_dropout_replaces_the_nearest_with_random_choices() {
             seed: 1,
             step: 0,
             chain_dropout: p,
+            keep: None,
         };
         network
             .walk(4, 16, 16, n, Walk::Choose(&mut chooser))
@@ -408,4 +409,42 @@ fn training_lowers_the_loss_on_a_tiny_problem() {
     let early: f64 = losses[..10].iter().sum::<f64>() / 10.0;
     let late: f64 = losses[50..].iter().sum::<f64>() / 10.0;
     assert!(late < 0.8 * early, "loss {early} -> {late}");
+}
+
+/// One training step of a fresh tiny network on a fixed batch with the keep trade-off
+/// range `keep_lambda`.
+fn one_step_with_keep(keep_lambda: [f64; 2]) -> ddn::train::StepReport {
+    let hyper = Hyper {
+        batch: 2,
+        crop: 16,
+        chain_dropout: 0.0,
+        keep_lambda,
+        ..Hyper::default()
+    };
+    let mut trainer = Trainer::new(&ModelConfig::tiny(), hyper, &Device::Cpu).unwrap();
+    let data = Dataset::from_images(vec![common::test_image(32, 32, 4)]);
+    let batch = data.batch(1, 0, 2, 16, &Device::Cpu).unwrap();
+    trainer.train_step(&batch).unwrap()
+}
+
+#[test]
+fn a_training_walk_that_may_keep_keeps_where_no_candidate_pays_for_its_bits() {
+    let never = one_step_with_keep([0.0, 0.0]);
+    let coded = |r: &ddn::train::StepReport| -> u64 { r.picks.iter().flatten().sum() };
+    assert!(coded(&never) > 0);
+    // At a negligible λ a cell keeps only where no candidate is nearer than the current
+    // image; some cells do, so fewer cells code a node.
+    let cheap = one_step_with_keep([1e-3, 1e-3]);
+    assert!(coded(&cheap) <= coded(&never));
+    assert!(
+        cheap.loss <= never.loss * 1.000_001,
+        "{} vs {}",
+        cheap.loss,
+        never.loss
+    );
+    // At an enormous λ every cell keeps: no node is coded and the image never moves
+    // from the network's starting image, so the loss is larger.
+    let dear = one_step_with_keep([1e12, 1e12]);
+    assert_eq!(coded(&dear), 0);
+    assert!(dear.loss > never.loss, "{} vs {}", dear.loss, never.loss);
 }

@@ -53,6 +53,14 @@ pub struct TrainArgs {
     /// Probability, per layer and step, that random choices replace the nearest.
     #[arg(long, default_value_t = Hyper::default().chain_dropout)]
     pub chain_dropout: f64,
+    /// Let the training walk keep cells as the encoder does, with a trade-off λ drawn
+    /// log-uniformly from LO,HI each step (the encoder's λ: ~200 at 1 bpp, ~16000 at
+    /// 0.05 bpp); default: never keep.
+    #[arg(long, value_delimiter = ',', value_name = "LO,HI")]
+    pub keep_lambda: Option<Vec<f64>>,
+    /// Let Split-and-Prune act only from this step on.
+    #[arg(long, default_value_t = 0)]
+    pub split_start: u64,
     /// Checkpoint file (default: OUT with .ckpt.safetensors).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -86,6 +94,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             "--batch, --crop and --checkpoint-every must be positive".into(),
         ));
     }
+    let keep_lambda = match a.keep_lambda.as_deref() {
+        None => [0.0, 0.0],
+        Some(&[lo, hi]) if lo > 0.0 && hi >= lo && hi.is_finite() => [lo, hi],
+        Some(_) => {
+            return Err(Error::InvalidArgument(
+                "--keep-lambda takes LO,HI with 0 < LO <= HI".into(),
+            ))
+        }
+    };
     let config = load_config(&a.config)?;
     if !a.crop.is_multiple_of(config.granule() as usize) {
         return Err(Error::InvalidArgument(format!(
@@ -111,6 +128,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             warmup_steps: a.warmup,
             chain_dropout: a.chain_dropout,
             decay_until: if a.decay { a.steps.unwrap_or(0) } else { 0 },
+            keep_lambda,
+            split_start: a.split_start,
             ..Hyper::default()
         },
         steps: a.steps,

@@ -1,5 +1,8 @@
 //! The training walk's choice: the nearest candidate of every cell, recorded for
-//! Split-and-Prune, replaced by random indices when chain dropout fires.
+//! Split-and-Prune, replaced by random indices when chain dropout fires. With a keep
+//! trade-off, a cell keeps the current image where its nearest candidate does not pay
+//! for its bits, as the encoder's `D + λ·R` choice would (so the network learns from the
+//! partly kept images it meets when coding).
 
 use candle_core::Tensor;
 use rayon::prelude::*;
@@ -16,6 +19,41 @@ pub fn dropout_fires(seed: u64, step: u64, layer: usize, p: f64) -> bool {
     p > 0.0 && Rng::derive(seed, &[0xD409, step, layer as u64]).uniform() < p
 }
 
+/// This step's keep decision: a cell keeps unless its nearest candidate lowers the
+/// squared error (8-bit scale, in image pixels) by more than `lambda · bits`.
+#[derive(Debug, Clone)]
+pub struct KeepRule {
+    pub lambda: f32,
+    /// Every layer's `scale_log2`.
+    pub scales: Vec<u8>,
+}
+
+impl KeepRule {
+    /// The trade-off of step `step`: log-uniform in `[lo, hi]`, one draw per step,
+    /// reproducible from the seed; `None` when `hi` is 0 (training never keeps).
+    pub fn for_step(seed: u64, step: u64, [lo, hi]: [f64; 2], scales: Vec<u8>) -> Option<Self> {
+        if hi <= 0.0 {
+            return None;
+        }
+        let u = Rng::derive(seed, &[0x4B45, step]).uniform();
+        let lambda = (lo.max(1e-3).ln() * (1.0 - u) + hi.ln() * u).exp();
+        Some(KeepRule {
+            lambda: lambda as f32,
+            scales,
+        })
+    }
+
+    /// Whether a cell of `layer` keeps: `keep` and `nearest` are its squared errors in
+    /// model units summed over the layer's grid, each grid pixel standing for
+    /// `4^scale_log2` image pixels. The bits of a coded index are taken as log2(K) plus two for the keep
+    /// flags (a coded cell among mostly kept ones costs about that).
+    fn keeps(&self, keep: f32, nearest: f32, k: usize, layer: usize) -> bool {
+        let weight = 255.0 * 255.0 * (1u32 << (2 * self.scales[layer])) as f32;
+        let bits = (k as f32).log2() + 2.0;
+        weight * keep < weight * nearest + self.lambda * bits
+    }
+}
+
 pub struct TrainChooser<'a> {
     /// Targets per layer, at each layer's resolution.
     pub targets: &'a [Tensor],
@@ -25,14 +63,23 @@ pub struct TrainChooser<'a> {
     pub seed: u64,
     pub step: u64,
     pub chain_dropout: f64,
+    pub keep: Option<KeepRule>,
 }
 
 impl Chooser for TrainChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
         let shape = candidates.shape;
-        let dist = candidates.cell_distances(&self.targets[layer])?;
+        let (dist, keep_dist) = match self.keep {
+            Some(_) => {
+                let (d, k) = candidates.cell_and_keep_distances(&self.targets[layer])?;
+                (d, Some(k))
+            }
+            None => (candidates.cell_distances(&self.targets[layer])?, None),
+        };
+        let keep = self.keep.as_ref();
         // One tally per batch item, in parallel (a GPU batch has ~10⁶ cells per layer),
-        // merged in batch order so every run counts alike.
+        // merged in batch order so every run counts alike. Kept cells code no node, so
+        // Split-and-Prune does not count them.
         let tallies: Vec<(NodeStats, Vec<u32>)> = (0..shape.batch)
             .into_par_iter()
             .map(|b| {
@@ -40,8 +87,15 @@ impl Chooser for TrainChooser<'_> {
                 let nearest = (0..shape.cells())
                     .map(|c| {
                         let cell = ddl::distances_of_cell(&dist, shape, b, c);
+                        let best = ddl::argmin(&cell);
+                        if let (Some(rule), Some(kd)) = (keep, &keep_dist) {
+                            let kd = kd[b * shape.cells() + c];
+                            if rule.keeps(kd, cell[best as usize], shape.k, layer) {
+                                return shape.k as u32;
+                            }
+                        }
                         tally.record(&cell);
-                        ddl::argmin(&cell)
+                        best
                     })
                     .collect();
                 (tally, nearest)
@@ -57,11 +111,52 @@ impl Chooser for TrainChooser<'_> {
         }
         let picks = &mut self.picks[layer];
         picks.resize(shape.k, 0);
-        nearest.iter().for_each(|&i| picks[i as usize] += 1);
+        nearest
+            .iter()
+            .filter(|&&i| (i as usize) < shape.k)
+            .for_each(|&i| picks[i as usize] += 1);
         if dropout_fires(self.seed, self.step, layer, self.chain_dropout) {
             let mut rng = Rng::derive(self.seed, &[0x5A4D, self.step, layer as u64]);
             return Ok(ddl::random_indices(&mut rng, shape));
         }
         Ok(nearest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_draws_its_own_lambda_within_the_range_reproducibly() {
+        assert!(KeepRule::for_step(1, 0, [0.0, 0.0], vec![0]).is_none());
+        let range = [100.0, 16_000.0];
+        let draws: Vec<f32> = (0..200)
+            .map(|step| KeepRule::for_step(1, step, range, vec![0]).unwrap().lambda)
+            .collect();
+        assert!(draws.iter().all(|&l| (100.0..=16_000.0).contains(&l)));
+        // Log-uniform: about half the draws under the geometric mean (1,265).
+        let low = draws.iter().filter(|&&l| l < 1_265.0).count();
+        assert!((70..=130).contains(&low), "{low}");
+        let again = KeepRule::for_step(1, 7, range, vec![0]).unwrap().lambda;
+        assert_eq!(again, draws[7]);
+    }
+
+    #[test]
+    fn a_cell_keeps_unless_its_nearest_candidate_pays_for_its_bits() {
+        // Layer 0 at full resolution, layer 1 at half.
+        let rule = |lambda| KeepRule {
+            lambda,
+            scales: vec![0, 1],
+        };
+        // K = 16: 4 + 2 bits, worth 600 in 8-bit squared error. At full resolution one
+        // unit of model-space squared error is 65,025 of it.
+        let saving = |units: f32| rule(100.0).keeps(1.0 + units, 1.0, 16, 0);
+        assert!(saving(500.0 / 65_025.0));
+        assert!(!saving(700.0 / 65_025.0));
+        // A grid pixel at half resolution stands for four image pixels.
+        assert!(!rule(100.0).keeps(1.0 + 200.0 / 65_025.0, 1.0, 16, 1));
+        // No candidate nearer than the current image: keep whatever λ.
+        assert!(rule(0.0).keeps(1.0, 1.5, 16, 0));
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{to_safetensors, ModelConfig, Network, Walk};
-use chooser::TrainChooser;
+use chooser::{KeepRule, TrainChooser};
 use data::Dataset;
 use optim::{copy_rows, Adam, AdamConfig};
 use split_prune::NodeStats;
@@ -37,6 +37,14 @@ pub struct Hyper {
     /// the end of warm-up and this step.
     #[serde(default)]
     pub decay_until: u64,
+    /// Range of the per-step keep trade-off λ (log-uniform; see [`chooser::KeepRule`]);
+    /// `[0, 0]`: the training walk never keeps.
+    #[serde(default)]
+    pub keep_lambda: [f64; 2],
+    /// Split-and-Prune acts only from this step on (a run started from trained weights
+    /// first lets its fresh counters see enough cells).
+    #[serde(default)]
+    pub split_start: u64,
 }
 
 impl Default for Hyper {
@@ -50,6 +58,8 @@ impl Default for Hyper {
             chain_dropout: 0.05,
             clip_norm: 1.0,
             decay_until: 0,
+            keep_lambda: [0.0, 0.0],
+            split_start: 0,
         }
     }
 }
@@ -159,6 +169,17 @@ impl Trainer {
             seed: self.hyper.seed,
             step: self.step,
             chain_dropout: self.hyper.chain_dropout,
+            keep: KeepRule::for_step(
+                self.hyper.seed,
+                self.step,
+                self.hyper.keep_lambda,
+                self.network
+                    .config()
+                    .schedule()
+                    .iter()
+                    .map(|s| s.scale_log2)
+                    .collect(),
+            ),
         };
         let walk = self
             .network
@@ -180,7 +201,11 @@ impl Trainer {
         self.network.device().synchronize()?;
         let backward = Instant::now();
         let grad_norm = self.adam.step(&grads, self.hyper.lr_at(self.step))?;
-        let splits = self.split_and_prune()?;
+        let splits = if self.step >= self.hyper.split_start {
+            self.split_and_prune()?
+        } else {
+            0
+        };
         self.step += 1;
         let since = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
         Ok(StepReport {
