@@ -20,9 +20,9 @@ const TAIL_LAMBDA_RANGE: f64 = 3.0;
 /// The typical slope of log size against log λ (size ∝ λ^-0.6).
 const TYPICAL_SLOPE: f64 = 0.6;
 /// Predicting the next λ from a walk's estimated sizes takes at most this many estimates …
-const PREDICT_STEPS: usize = 5;
+const PREDICT_STEPS: usize = 4;
 /// … and stops within this fraction of the size aimed at …
-const PREDICT_TOLERANCE: f64 = 0.005;
+const PREDICT_TOLERANCE: f64 = 0.01;
 /// … at a λ within this factor of the walk's.
 const PREDICT_LAMBDA_RANGE: f64 = 16.0;
 /// A walk's log size moves by about this fraction of its estimate's when λ rises (the
