@@ -352,12 +352,15 @@ mod tests {
     }
 
     /// The file `fit_budget` settles on, and how many walks it took, for sizes that fall
-    /// as `start_size · (λ / λ₀)^-exponent` from the first probe's λ₀.
+    /// as `start_size · (λ / λ₀)^-exponent` from the first probe's λ₀; with
+    /// `estimate_exponent`, every walk's estimated sizes fall as `λ^-estimate_exponent`
+    /// from its own.
     fn fit_power_law(
         budget: usize,
         start_size: f64,
         exponent: f64,
         last_layer_bytes: Option<f64>,
+        estimate_exponent: Option<f64>,
     ) -> (usize, usize) {
         let first = start_lambda(0.25);
         let mut walks = 0;
@@ -367,7 +370,7 @@ mod tests {
                 lambda,
                 size: (start_size * (lambda / first).powf(-exponent)) as usize,
                 last_layer_bytes,
-                estimate_exponent: None,
+                estimate_exponent,
             })
         })
         .unwrap()
@@ -379,7 +382,7 @@ mod tests {
     fn the_last_layer_finishes_a_near_probe_without_another_walk() {
         // The first probe gives 10,500 bytes for a budget of 10,000; the last layer moves
         // 400 bytes per halving of its λ.
-        let (got, walks) = fit_power_law(10_000, 10_500.0, 0.5, Some(400.0));
+        let (got, walks) = fit_power_law(10_000, 10_500.0, 0.5, Some(400.0), None);
         assert_eq!(walks, 1);
         assert!((9_900..=10_000).contains(&got), "{got}");
     }
@@ -388,43 +391,19 @@ mod tests {
     fn a_probe_already_within_tolerance_is_filled_towards_the_budget_without_a_walk() {
         // 9,750 bytes is within 3 % of 10,000: the last layer, chosen again at a smaller λ,
         // adds bytes up to within 1 %.
-        let (got, walks) = fit_power_law(10_000, 9_750.0, 0.5, Some(400.0));
+        let (got, walks) = fit_power_law(10_000, 9_750.0, 0.5, Some(400.0), None);
         assert_eq!(walks, 1);
         assert!((9_900..=10_000).contains(&got), "{got}");
         // Without a last layer to choose again, the probe's own file is kept.
-        let (got, walks) = fit_power_law(10_000, 9_750.0, 0.5, None);
+        let (got, walks) = fit_power_law(10_000, 9_750.0, 0.5, None, None);
         assert_eq!((got, walks), (9_750, 1));
     }
 
     #[test]
     fn a_last_layer_too_weak_to_reach_the_budget_leaves_it_to_the_walks() {
-        let (got, walks) = fit_power_law(10_000, 20_000.0, 0.5, Some(100.0));
+        let (got, walks) = fit_power_law(10_000, 20_000.0, 0.5, Some(100.0), None);
         assert!(walks > 1);
         assert!((9_700..=10_000).contains(&got), "{got}");
-    }
-
-    /// As [`fit_power_law`], with every walk's estimated sizes falling as
-    /// `λ^-estimate_exponent` from its own.
-    fn fit_with_estimates(
-        budget: usize,
-        start_size: f64,
-        exponent: f64,
-        estimate_exponent: f64,
-    ) -> (usize, usize) {
-        let first = start_lambda(0.25);
-        let mut walks = 0;
-        let got = fit_budget(budget, 0.25, Vec::new(), |lambda| {
-            walks += 1;
-            Ok(FakeProbe {
-                lambda,
-                size: (start_size * (lambda / first).powf(-exponent)) as usize,
-                last_layer_bytes: None,
-                estimate_exponent: Some(estimate_exponent),
-            })
-        })
-        .unwrap()
-        .len();
-        (got, walks)
     }
 
     #[test]
@@ -439,7 +418,8 @@ mod tests {
             (25_000, 0.3, ESTIMATE_FOLLOWS_FALLING),
         ];
         for (budget, exponent, follows) in cases {
-            let (got, walks) = fit_with_estimates(budget, 16_000.0, exponent, exponent / follows);
+            let (got, walks) =
+                fit_power_law(budget, 16_000.0, exponent, None, Some(exponent / follows));
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
             assert_eq!(walks, 2, "budget {budget}, exponent {exponent}");
         }
@@ -449,7 +429,7 @@ mod tests {
     fn estimates_that_mislead_still_end_within_the_tolerance() {
         // Estimated sizes fall three times as fast as the walks' own.
         for budget in [5_000, 10_000, 30_000] {
-            let (got, walks) = fit_with_estimates(budget, 16_000.0, 0.3, 0.9);
+            let (got, walks) = fit_power_law(budget, 16_000.0, 0.3, None, Some(0.9));
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
             assert!(walks <= 6, "{walks} walks for {budget}");
         }
@@ -475,7 +455,7 @@ mod tests {
         // and every probe lands on one side until the slope is measured.
         let start = 12_000.0 * (start_lambda(0.25) / 1000.0).powf(-0.3);
         for budget in [5_000, 9_000, 30_000] {
-            let (got, walks) = fit_power_law(budget, start, 0.3, None);
+            let (got, walks) = fit_power_law(budget, start, 0.3, None, None);
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
             assert!(walks <= 4, "{walks} walks for {budget}");
         }
