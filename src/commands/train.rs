@@ -55,7 +55,7 @@ pub struct TrainArgs {
     pub chain_dropout: f64,
     /// Let the training walk keep cells as the encoder does, with a trade-off λ drawn
     /// log-uniformly from LO,HI each step (the encoder's λ: ~200 at 1 bpp, ~16000 at
-    /// 0.05 bpp); default: never keep.
+    /// 0.05 bpp); default: never keep. With --resume, this replaces the checkpoint's range.
     #[arg(long, value_delimiter = ',', value_name = "LO,HI")]
     pub keep_lambda: Option<Vec<f64>>,
     /// Let Split-and-Prune act only from this step on.
@@ -137,6 +137,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         resume: a.resume.clone(),
         init: a.init.clone(),
         decay_until: if a.decay { a.steps } else { None },
+        keep_lambda: a.keep_lambda.is_some().then_some(keep_lambda),
         checkpoint: a
             .checkpoint
             .clone()

@@ -276,6 +276,8 @@ pub struct RunOptions {
     pub init: Option<PathBuf>,
     /// On resume, replace the checkpoint's decay end (`--decay` with a new `--steps`).
     pub decay_until: Option<u64>,
+    /// On resume, replace the checkpoint's keep trade-off range (`--keep-lambda`).
+    pub keep_lambda: Option<[f64; 2]>,
     pub checkpoint: PathBuf,
     pub checkpoint_every: u64,
     pub log: PathBuf,
@@ -385,6 +387,9 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()>
     }
     if let (Some(_), Some(until)) = (&opts.resume, opts.decay_until) {
         trainer.hyper.decay_until = until;
+    }
+    if let (Some(_), Some(range)) = (&opts.resume, opts.keep_lambda) {
+        trainer.hyper.keep_lambda = range;
     }
     let hyper = trainer.hyper.clone();
     let dataset = Dataset::load(&opts.data, hyper.crop)?;
