@@ -9,6 +9,8 @@
 # SECONDS: the whole script's budget, counted from its start)
 # Environment: CUDA_LIBS as for gpu-check.sh; INIT (default models/v4.safetensors);
 # BATCH (default 64), CROP (default 128), LR (default 2e-4), WARMUP (default 100);
+# KEEP_LAMBDA (LO,HI: train with keep as `ddn train --keep-lambda`; default: never keep)
+# with SPLIT_START (default 0);
 # GPU_DEVICE (default cuda; `cpu` rehearses the script on a machine without a GPU).
 set -uo pipefail
 
@@ -59,7 +61,10 @@ tail -n 5 "$work/codec.log" | sed 's/^/    /' | tee -a "$report"
 # 2. Time training steps (50, logged every 25).
 args=(train --device "$gpu" --data "$kit/train" --init "${INIT:-$root/models/v4.safetensors}"
     --batch "${BATCH:-64}" --crop "${CROP:-128}" --lr "${LR:-2e-4}" --warmup "${WARMUP:-100}"
-    --checkpoint-every 100000 --quiet)
+    --split-start "${SPLIT_START:-0}" --checkpoint-every 100000 --quiet)
+if [[ -n "${KEEP_LAMBDA:-}" ]]; then
+    args+=(--keep-lambda "$KEEP_LAMBDA")
+fi
 timeout 300 "$ddn" "${args[@]}" --out "$work/timing.safetensors" --steps 50 >"$work/timing.out" 2>&1
 tail -n 3 "$work/timing.out" | sed 's/^/    /' | tee -a "$report"
 rate=$(awk -F, '$1 == 25 { a = $2 } $1 == 50 { b = $2 } END { if (b > a) printf "%.4f", 25 / (b - a) }' \
