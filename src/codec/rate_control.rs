@@ -162,9 +162,10 @@ impl RateSearch {
     /// side (predictions that creep towards the budget), else one from the probes' sizes.
     fn next_lambda(&self, probe: &impl RateProbe) -> Result<f64> {
         let size = self.probes.last().expect("a recorded probe").1;
-        let predicted = match self.stuck() {
-            true => None,
-            false => predicted_lambda(probe, size, self.aim())?.filter(|&p| self.in_bracket(p)),
+        let predicted = if self.stuck() {
+            None
+        } else {
+            predicted_lambda(probe, size, self.aim())?.filter(|&p| self.in_bracket(p))
         };
         Ok(predicted.unwrap_or_else(|| self.next_lambda_from_sizes()))
     }
@@ -220,9 +221,10 @@ impl RateSearch {
 }
 
 /// The λ at which a walk should land on `aim`, from `probe`'s estimated sizes
-/// ([`RateProbe::estimated_size_at`]), which a walk follows only in part: secant steps on log size against log λ from the probe's own λ and `size`, the first
-/// along the typical slope, all within [`PREDICT_LAMBDA_RANGE`] of the probe's λ. `None`
-/// when the probe gives no estimate.
+/// ([`RateProbe::estimated_size_at`]), which a walk follows only in part: secant steps on
+/// log size against log λ from the probe's own λ and `size`, the first along the typical
+/// slope, all within [`PREDICT_LAMBDA_RANGE`] of the probe's λ. `None` when the probe
+/// gives no estimate.
 fn predicted_lambda(probe: &impl RateProbe, size: usize, aim: f64) -> Result<Option<f64>> {
     let lambda = probe.lambda();
     if lambda == 0.0 {

@@ -43,14 +43,15 @@ impl KeepRule {
         })
     }
 
-    /// Whether a cell of `layer` keeps: `keep` and `nearest` are its squared errors in
-    /// model units summed over the layer's grid, each grid pixel standing for
-    /// `4^scale_log2` image pixels. The bits of a coded index are taken as log2(K) plus two for the keep
-    /// flags (a coded cell among mostly kept ones costs about that).
-    fn keeps(&self, keep: f32, nearest: f32, k: usize, layer: usize) -> bool {
+    /// Whether a cell of `layer` (of K nodes) keeps, as a test of its squared errors in
+    /// model units summed over the layer's grid, `keep` and `nearest`; each grid pixel
+    /// stands for `4^scale_log2` image pixels. The bits of a coded index are taken as
+    /// log2(K) plus two for the keep flags (a coded cell among mostly kept ones costs
+    /// about that).
+    fn for_layer(&self, k: usize, layer: usize) -> impl Fn(f32, f32) -> bool + Sync {
         let weight = 255.0 * 255.0 * (1u32 << (2 * self.scales[layer])) as f32;
-        let bits = (k as f32).log2() + 2.0;
-        weight * keep < weight * nearest + self.lambda * bits
+        let penalty = self.lambda * ((k as f32).log2() + 2.0);
+        move |keep, nearest| weight * keep < weight * nearest + penalty
     }
 }
 
@@ -69,14 +70,14 @@ pub struct TrainChooser<'a> {
 impl Chooser for TrainChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
         let shape = candidates.shape;
-        let (dist, keep_dist) = match self.keep {
-            Some(_) => {
-                let (d, k) = candidates.cell_and_keep_distances(&self.targets[layer])?;
-                (d, Some(k))
+        let target = &self.targets[layer];
+        let (dist, keep) = match &self.keep {
+            Some(rule) => {
+                let (d, keep_dist) = candidates.cell_and_keep_distances(target)?;
+                (d, Some((keep_dist, rule.for_layer(shape.k, layer))))
             }
-            None => (candidates.cell_distances(&self.targets[layer])?, None),
+            None => (candidates.cell_distances(target)?, None),
         };
-        let keep = self.keep.as_ref();
         // One tally per batch item, in parallel (a GPU batch has ~10⁶ cells per layer),
         // merged in batch order so every run counts alike. Kept cells code no node, so
         // Split-and-Prune does not count them.
@@ -88,9 +89,8 @@ impl Chooser for TrainChooser<'_> {
                     .map(|c| {
                         let cell = ddl::distances_of_cell(&dist, shape, b, c);
                         let best = ddl::argmin(&cell);
-                        if let (Some(rule), Some(kd)) = (keep, &keep_dist) {
-                            let kd = kd[b * shape.cells() + c];
-                            if rule.keeps(kd, cell[best as usize], shape.k, layer) {
+                        if let Some((keep_dist, keeps)) = &keep {
+                            if keeps(keep_dist[b * shape.cells() + c], cell[best as usize]) {
                                 return shape.k as u32;
                             }
                         }
@@ -151,12 +151,12 @@ mod tests {
         };
         // K = 16: 4 + 2 bits, worth 600 in 8-bit squared error. At full resolution one
         // unit of model-space squared error is 65,025 of it.
-        let saving = |units: f32| rule(100.0).keeps(1.0 + units, 1.0, 16, 0);
+        let saving = |units: f32| rule(100.0).for_layer(16, 0)(1.0 + units, 1.0);
         assert!(saving(500.0 / 65_025.0));
         assert!(!saving(700.0 / 65_025.0));
         // A grid pixel at half resolution stands for four image pixels.
-        assert!(!rule(100.0).keeps(1.0 + 200.0 / 65_025.0, 1.0, 16, 1));
+        assert!(!rule(100.0).for_layer(16, 1)(1.0 + 200.0 / 65_025.0, 1.0));
         // No candidate nearer than the current image: keep whatever λ.
-        assert!(rule(0.0).keeps(1.0, 1.5, 16, 0));
+        assert!(rule(0.0).for_layer(16, 0)(1.0, 1.5));
     }
 }
