@@ -10,7 +10,7 @@
 # Environment: CUDA_LIBS as for gpu-check.sh; INIT (default models/v4.safetensors);
 # BATCH (default 64), CROP (default 128), LR (default 2e-4), WARMUP (default 100);
 # KEEP_LAMBDA (LO,HI: train with keep as `ddn train --keep-lambda`; default: never keep)
-# with SPLIT_START (default 0);
+# with SPLIT_START (default 0) and PLAIN_SHARE (share of steps that never keep, default 0);
 # GPU_DEVICE (default cuda; `cpu` rehearses the script on a machine without a GPU).
 set -uo pipefail
 
@@ -63,7 +63,7 @@ args=(train --device "$gpu" --data "$kit/train" --init "${INIT:-$root/models/v4.
     --batch "${BATCH:-64}" --crop "${CROP:-128}" --lr "${LR:-2e-4}" --warmup "${WARMUP:-100}"
     --split-start "${SPLIT_START:-0}" --checkpoint-every 100000 --quiet)
 if [[ -n "${KEEP_LAMBDA:-}" ]]; then
-    args+=(--keep-lambda "$KEEP_LAMBDA")
+    args+=(--keep-lambda "$KEEP_LAMBDA" --plain-share "${PLAIN_SHARE:-0}")
 fi
 timeout 300 "$ddn" "${args[@]}" --out "$work/timing.safetensors" --steps 50 >"$work/timing.out" 2>&1
 tail -n 3 "$work/timing.out" | sed 's/^/    /' | tee -a "$report"

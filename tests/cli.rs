@@ -222,3 +222,29 @@ fn sample_restore_and_info_do_what_they_say() {
     let file_bytes = std::fs::metadata(sb.path("img.ddn")).unwrap().len();
     assert_eq!(json["file_bytes"].as_u64(), Some(file_bytes));
 }
+
+#[test]
+fn bad_training_trade_offs_fail_cleanly_before_any_step() {
+    let sb = Sandbox::new();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            ".",
+            "--out",
+            "m.safetensors",
+            "--steps",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        sb.ddn(&args)
+    };
+    assert_clean_failure(&train(&["--keep-lambda", "0,100"]), "--keep-lambda");
+    assert_clean_failure(&train(&["--keep-lambda", "100"]), "--keep-lambda");
+    assert_clean_failure(
+        &train(&["--keep-lambda", "25,16000", "--plain-share", "1.5"]),
+        "--plain-share",
+    );
+    assert_clean_failure(&train(&["--plain-share", "0.3"]), "--keep-lambda");
+    assert!(sb.extra_files().is_empty(), "{:?}", sb.extra_files());
+}

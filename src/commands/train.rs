@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// 0.05 bpp); default: never keep. With --resume, this replaces the checkpoint's range.
     #[arg(long, value_delimiter = ',', value_name = "LO,HI")]
     pub keep_lambda: Option<Vec<f64>>,
+    /// With --keep-lambda: the share of steps (0 to 1) that never keep, as plain DDN
+    /// training does. With --resume, this replaces the checkpoint's share.
+    #[arg(long, default_value_t = 0.0, requires = "keep_lambda")]
+    pub plain_share: f64,
     /// Let Split-and-Prune act only from this step on.
     #[arg(long, default_value_t = 0)]
     pub split_start: u64,
@@ -103,6 +107,11 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             ))
         }
     };
+    if !(0.0..=1.0).contains(&a.plain_share) {
+        return Err(Error::InvalidArgument(
+            "--plain-share takes a share from 0 to 1".into(),
+        ));
+    }
     let config = load_config(&a.config)?;
     if !a.crop.is_multiple_of(config.granule() as usize) {
         return Err(Error::InvalidArgument(format!(
@@ -129,6 +138,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             chain_dropout: a.chain_dropout,
             decay_until: if a.decay { a.steps.unwrap_or(0) } else { 0 },
             keep_lambda,
+            plain_share: a.plain_share,
             split_start: a.split_start,
             ..Hyper::default()
         },
@@ -137,7 +147,10 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         resume: a.resume.clone(),
         init: a.init.clone(),
         decay_until: if a.decay { a.steps } else { None },
-        keep_lambda: a.keep_lambda.is_some().then_some(keep_lambda),
+        keep_lambda: a
+            .keep_lambda
+            .is_some()
+            .then_some((keep_lambda, a.plain_share)),
         checkpoint: a
             .checkpoint
             .clone()

@@ -30,9 +30,16 @@ pub struct KeepRule {
 
 impl KeepRule {
     /// The trade-off of step `step`: log-uniform in `[lo, hi]`, one draw per step,
-    /// reproducible from the seed; `None` when `hi` is 0 (training never keeps).
-    pub fn for_step(seed: u64, step: u64, [lo, hi]: [f64; 2], scales: Vec<u8>) -> Option<Self> {
-        if hi <= 0.0 {
+    /// reproducible from the seed; `None` when `hi` is 0 (training never keeps) and on a
+    /// `plain_share` of the steps.
+    pub fn for_step(
+        seed: u64,
+        step: u64,
+        [lo, hi]: [f64; 2],
+        plain_share: f64,
+        scales: Vec<u8>,
+    ) -> Option<Self> {
+        if hi <= 0.0 || Rng::derive(seed, &[0x504C, step]).uniform() < plain_share {
             return None;
         }
         let u = Rng::derive(seed, &[0x4B45, step]).uniform();
@@ -129,17 +136,40 @@ mod tests {
 
     #[test]
     fn each_step_draws_its_own_lambda_within_the_range_reproducibly() {
-        assert!(KeepRule::for_step(1, 0, [0.0, 0.0], vec![0]).is_none());
+        assert!(KeepRule::for_step(1, 0, [0.0, 0.0], 0.0, vec![0]).is_none());
         let range = [100.0, 16_000.0];
         let draws: Vec<f32> = (0..200)
-            .map(|step| KeepRule::for_step(1, step, range, vec![0]).unwrap().lambda)
+            .map(|step| {
+                KeepRule::for_step(1, step, range, 0.0, vec![0])
+                    .unwrap()
+                    .lambda
+            })
             .collect();
         assert!(draws.iter().all(|&l| (100.0..=16_000.0).contains(&l)));
         // Log-uniform: about half the draws under the geometric mean (1,265).
         let low = draws.iter().filter(|&&l| l < 1_265.0).count();
         assert!((70..=130).contains(&low), "{low}");
-        let again = KeepRule::for_step(1, 7, range, vec![0]).unwrap().lambda;
+        let again = KeepRule::for_step(1, 7, range, 0.0, vec![0])
+            .unwrap()
+            .lambda;
         assert_eq!(again, draws[7]);
+    }
+
+    #[test]
+    fn a_plain_share_of_steps_never_keeps_and_the_others_draw_as_before() {
+        let range = [25.0, 16_000.0];
+        let rules: Vec<Option<KeepRule>> = (0..400)
+            .map(|step| KeepRule::for_step(1, step, range, 0.25, vec![0]))
+            .collect();
+        let plain = rules.iter().filter(|r| r.is_none()).count();
+        assert!((70..=130).contains(&plain), "{plain}");
+        for (step, rule) in rules.iter().enumerate() {
+            if let Some(rule) = rule {
+                let alone = KeepRule::for_step(1, step as u64, range, 0.0, vec![0]).unwrap();
+                assert_eq!(rule.lambda, alone.lambda);
+            }
+        }
+        assert!((0..50).all(|step| KeepRule::for_step(1, step, range, 1.0, vec![0]).is_none()));
     }
 
     #[test]

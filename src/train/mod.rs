@@ -41,6 +41,10 @@ pub struct Hyper {
     /// `[0, 0]`: the training walk never keeps.
     #[serde(default)]
     pub keep_lambda: [f64; 2],
+    /// Share of steps that never keep whatever `keep_lambda` says (plain nearest-candidate
+    /// steps, which the finest layers need at high rates).
+    #[serde(default)]
+    pub plain_share: f64,
     /// Split-and-Prune acts only from this step on (a run started from trained weights
     /// first lets its fresh counters see enough cells).
     #[serde(default)]
@@ -59,6 +63,7 @@ impl Default for Hyper {
             clip_norm: 1.0,
             decay_until: 0,
             keep_lambda: [0.0, 0.0],
+            plain_share: 0.0,
             split_start: 0,
         }
     }
@@ -173,6 +178,7 @@ impl Trainer {
                 self.hyper.seed,
                 self.step,
                 self.hyper.keep_lambda,
+                self.hyper.plain_share,
                 self.network
                     .config()
                     .schedule()
@@ -276,8 +282,9 @@ pub struct RunOptions {
     pub init: Option<PathBuf>,
     /// On resume, replace the checkpoint's decay end (`--decay` with a new `--steps`).
     pub decay_until: Option<u64>,
-    /// On resume, replace the checkpoint's keep trade-off range (`--keep-lambda`).
-    pub keep_lambda: Option<[f64; 2]>,
+    /// On resume, replace the checkpoint's keep trade-off range and plain share
+    /// (`--keep-lambda`, `--plain-share`).
+    pub keep_lambda: Option<([f64; 2], f64)>,
     pub checkpoint: PathBuf,
     pub checkpoint_every: u64,
     pub log: PathBuf,
@@ -388,8 +395,9 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()>
     if let (Some(_), Some(until)) = (&opts.resume, opts.decay_until) {
         trainer.hyper.decay_until = until;
     }
-    if let (Some(_), Some(range)) = (&opts.resume, opts.keep_lambda) {
+    if let (Some(_), Some((range, plain_share))) = (&opts.resume, opts.keep_lambda) {
         trainer.hyper.keep_lambda = range;
+        trainer.hyper.plain_share = plain_share;
     }
     let hyper = trainer.hyper.clone();
     let dataset = Dataset::load(&opts.data, hyper.crop)?;
