@@ -29,16 +29,58 @@ pub const DEFAULT_TILE: u32 = 256;
 /// Default rate when neither `--bpp` nor `--layers` is given.
 pub const DEFAULT_BPP: f64 = 0.25;
 
-/// Where λ typically lands at 1 bpp with the default model …
-const LAMBDA_AT_1BPP: f64 = 190.0;
-/// … and how it grows at lower rates, λ ∝ bpp^-1.48: fitted to 20 training photos coded at
-/// eleven λ from 25 to 25,600 (docs/experiments.md, "Fewer walks per --bpp"). One photo's
-/// λ lies within about 1.7× of the fit (one standard deviation).
-const LAMBDA_BPP_EXPONENT: f64 = 1.48;
+/// Where λ lands at 1 bpp with the default model for an image of typical activity …
+const LAMBDA_AT_1BPP: f64 = 222.0;
+/// … how it grows at lower rates, λ ∝ bpp^-1.53 …
+const LAMBDA_BPP_EXPONENT: f64 = 1.53;
+/// … and with the image's [`activity`], λ ∝ activity^1.53 about a typical activity: a
+/// busy image needs a larger λ for the same rate. Fitted to 57 training photos at 0.1,
+/// 0.25, 0.5 and 1 bpp (docs/experiments.md, "Fewer walks per --bpp"): one photo's λ
+/// lies within about 1.4× of the fit (one standard deviation), 2× without the activity.
+const LAMBDA_ACTIVITY_EXPONENT: f64 = 1.53;
+pub(crate) const TYPICAL_ACTIVITY: f64 = 21.4;
 
-/// The λ the rate search starts from for a target of `bpp`.
-pub(crate) fn start_lambda(bpp: f64) -> f64 {
-    LAMBDA_AT_1BPP * bpp.powf(-LAMBDA_BPP_EXPONENT)
+/// The λ the rate search starts from for a target of `bpp` on an image of `activity`.
+pub(crate) fn start_lambda(bpp: f64, activity: f64) -> f64 {
+    let busy = (activity.max(0.1) / TYPICAL_ACTIVITY).powf(LAMBDA_ACTIVITY_EXPONENT);
+    LAMBDA_AT_1BPP * bpp.powf(-LAMBDA_BPP_EXPONENT) * busy
+}
+
+/// How busy an image is: the mean absolute difference of horizontally plus that of
+/// vertically adjacent luma values (8-bit scale; 0 for a flat image), on the image
+/// averaged over 2×2 pixels (an axis of one pixel is not averaged). At half resolution it
+/// predicts λ better than at full (pixel noise costs the coarse layers little). One pass,
+/// a few milliseconds for a 24-megapixel photo.
+pub(crate) fn activity(rgb: &image::RgbImage) -> f64 {
+    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    let (fx, fy) = (
+        if width >= 2 { 2 } else { 1 },
+        if height >= 2 { 2 } else { 1 },
+    );
+    let (w, h) = (width / fx, height / fy);
+    let luma = |x: usize, y: usize| {
+        let p = rgb.get_pixel(x as u32, y as u32);
+        0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64
+    };
+    let mut small = vec![0f64; w * h];
+    for (i, v) in small.iter_mut().enumerate() {
+        let (x, y) = ((i % w) * fx, (i / w) * fy);
+        let sum: f64 = (0..fy)
+            .flat_map(|dy| (0..fx).map(move |dx| (x + dx, y + dy)))
+            .map(|(x, y)| luma(x, y))
+            .sum();
+        *v = sum / (fx * fy) as f64;
+    }
+    let mean = |sum: f64, count: usize| if count == 0 { 0.0 } else { sum / count as f64 };
+    let rows = || small.chunks_exact(w);
+    let across: f64 = rows()
+        .map(|row| row.windows(2).map(|p| (p[1] - p[0]).abs()).sum::<f64>())
+        .sum();
+    let down: f64 = rows()
+        .zip(rows().skip(1))
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (y - x).abs()).sum::<f64>())
+        .sum();
+    mean(across, (w - 1) * h) + mean(down, w * (h - 1))
 }
 
 /// What the encoder aims at.
@@ -227,7 +269,10 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
         Rate::Quality(q) => encode_at(job, total, quality::lambda_for_quality(q)?, true),
-        Rate::Psnr(db) => quality::fit_psnr(job, total, db, start_lambda(0.25)),
+        Rate::Psnr(db) => {
+            let start = start_lambda(DEFAULT_BPP, activity(&job.source.rgb));
+            quality::fit_psnr(job, total, db, start)
+        }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) if bpp.is_finite() && bpp > 0.0 => {
             let budget = (bpp * width as f64 * height as f64 / 8.0).floor() as usize;
             let smallest = smallest_file(job)?;
@@ -241,12 +286,48 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
                     ))),
                 };
             }
-            fit_budget(budget, bpp, smallest, |lambda| {
+            let start = start_lambda(bpp, activity(&job.source.rgb));
+            fit_budget(budget, start, smallest, |lambda| {
                 walk_at(job, total, lambda, true)
             })
         }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
             "a target of {bpp} bpp: it must be a finite number above zero"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(v: u8) -> image::Rgb<u8> {
+        image::Rgb([v, v, v])
+    }
+
+    #[test]
+    fn activity_is_the_mean_neighbour_difference_at_half_resolution() {
+        let flat = image::RgbImage::from_pixel(9, 7, grey(77));
+        assert_eq!(activity(&flat), 0.0);
+        // Columns 0 0 100 100: at half resolution one row, 0 then 100.
+        let steps = image::RgbImage::from_fn(4, 2, |x, _| grey(if x < 2 { 0 } else { 100 }));
+        assert!((activity(&steps) - 100.0).abs() < 1e-9);
+        // Rows alternate 0 and 100: averaged in pairs, nothing is left.
+        let fine = image::RgbImage::from_fn(4, 4, |_, y| grey(100 * (y % 2) as u8));
+        assert_eq!(activity(&fine), 0.0);
+        // A one-pixel-high strip is averaged across only: 0 10 0 10 → 5 5.
+        let strip = image::RgbImage::from_fn(4, 1, |x, _| grey(10 * (x % 2) as u8));
+        assert_eq!(activity(&strip), 0.0);
+        assert_eq!(activity(&image::RgbImage::from_pixel(1, 1, grey(3))), 0.0);
+    }
+
+    #[test]
+    fn a_busier_image_or_a_lower_rate_starts_from_a_larger_lambda() {
+        let typical = start_lambda(0.25, TYPICAL_ACTIVITY);
+        assert!(start_lambda(0.25, 3.0 * TYPICAL_ACTIVITY) > 2.0 * typical);
+        assert!(start_lambda(0.1, TYPICAL_ACTIVITY) > 2.0 * typical);
+        // A flat image still starts from a positive, finite λ.
+        let flat = start_lambda(0.25, 0.0);
+        assert!(flat > 0.0 && flat.is_finite());
     }
 }

@@ -1,6 +1,5 @@
 //! Rate control: the trade-off λ whose file is the largest that fits a size budget.
 
-use super::start_lambda;
 use crate::error::Result;
 
 /// Below this λ (squared 8-bit error per bit) the search tries λ = 0, the best file.
@@ -55,12 +54,12 @@ pub(super) trait RateProbe {
 /// only its last coding layer again, which also costs no network pass.
 pub(super) fn fit_budget<P: RateProbe>(
     budget: usize,
-    bpp: f64,
+    start_lambda: f64,
     smallest: Vec<u8>,
     mut encode: impl FnMut(f64) -> Result<P>,
 ) -> Result<Vec<u8>> {
     let mut search = RateSearch::new(budget);
-    let mut lambda = start_lambda(bpp);
+    let mut lambda = start_lambda;
     for _ in 0..MAX_RATE_PROBES {
         let probe = encode(lambda)?;
         let bytes = probe.file()?;
@@ -330,6 +329,11 @@ fn fit_last_layer(probe: &impl RateProbe, size: usize, budget: usize) -> Result<
 mod tests {
     use super::*;
 
+    /// Where the search starts for an image of typical activity.
+    fn typical_start(bpp: f64) -> f64 {
+        crate::codec::start_lambda(bpp, crate::codec::TYPICAL_ACTIVITY)
+    }
+
     /// A walk whose file size follows `size(λ)`; with `last_layer_bytes`, choosing the
     /// last layer again at `λ'` moves the size by that many bytes per halving of `λ'/λ`.
     struct FakeProbe {
@@ -382,9 +386,9 @@ mod tests {
         last_layer_bytes: Option<f64>,
         estimate_exponent: Option<f64>,
     ) -> (usize, usize) {
-        let first = start_lambda(0.25);
+        let first = typical_start(0.25);
         let mut walks = 0;
-        let got = fit_budget(budget, 0.25, Vec::new(), |lambda| {
+        let got = fit_budget(budget, typical_start(0.25), Vec::new(), |lambda| {
             walks += 1;
             Ok(FakeProbe {
                 lambda,
@@ -475,7 +479,7 @@ mod tests {
     fn lands_just_under_the_budget() {
         let curve = |l: f64| (20_000.0 * (1.0 + l).powf(-0.4)) as usize;
         for budget in [900, 3_000, 7_000, 12_000] {
-            let got = fit_budget(budget, 0.25, Vec::new(), sized(curve))
+            let got = fit_budget(budget, typical_start(0.25), Vec::new(), sized(curve))
                 .unwrap()
                 .len();
             assert!(
@@ -489,7 +493,7 @@ mod tests {
     fn extrapolates_along_the_measured_slope() {
         // Sizes follow λ^-0.3, flatter than the typical λ^-0.6 (12,000 bytes at λ = 1000),
         // and every probe lands on one side until the slope is measured.
-        let start = 12_000.0 * (start_lambda(0.25) / 1000.0).powf(-0.3);
+        let start = 12_000.0 * (typical_start(0.25) / 1000.0).powf(-0.3);
         for budget in [5_000, 9_000, 30_000] {
             let (got, walks) = fit_power_law(budget, start, 0.3, None, None);
             assert!(close_to(got, budget, RATE_TOLERANCE), "{got} for {budget}");
@@ -509,7 +513,7 @@ mod tests {
             }
         };
         let mut walks = 0;
-        let got = fit_budget(625, 0.25, Vec::new(), |l| {
+        let got = fit_budget(625, typical_start(0.25), Vec::new(), |l| {
             walks += 1;
             sized(curve)(l)
         })
@@ -523,7 +527,7 @@ mod tests {
     fn a_best_file_just_over_the_budget_still_bisects() {
         // λ = 0 gives 10,300 bytes; the budget is 10,000.
         let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
-        let got = fit_budget(10_000, 0.5, Vec::new(), sized(curve))
+        let got = fit_budget(10_000, typical_start(0.5), Vec::new(), sized(curve))
             .unwrap()
             .len();
         assert!((9_700..=10_000).contains(&got), "{got}");
@@ -533,7 +537,7 @@ mod tests {
     fn a_roomy_budget_gives_the_best_file() {
         let curve = |l: f64| (5_000.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
         assert_eq!(
-            fit_budget(100_000, 0.5, Vec::new(), sized(curve))
+            fit_budget(100_000, typical_start(0.5), Vec::new(), sized(curve))
                 .unwrap()
                 .len(),
             5_000
