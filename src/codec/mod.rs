@@ -287,7 +287,7 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
                 };
             }
             let start = start_lambda(bpp, activity(&job.source.rgb));
-            fit_budget(budget, start, smallest, |lambda| {
+            fit_budget(budget, bpp, start, smallest, |lambda| {
                 walk_at(job, total, lambda, true)
             })
         }
