@@ -31,6 +31,10 @@ pub const SHIPPED: &[ShippedModel] = &[
         version: "v4",
         bytes: include_bytes!("../../models/v4.safetensors"),
     },
+    ShippedModel {
+        version: "v5",
+        bytes: include_bytes!("../../models/v5.safetensors"),
+    },
 ];
 
 impl ShippedModel {
