@@ -18,6 +18,10 @@ const TAIL_STEPS: usize = 8;
 /// alone buy much less than a walk that spreads them over every layer (at 3×, Kodak lost
 /// up to 1 dB on single images; docs/experiments.md).
 const TAIL_LAMBDA_RANGE: f64 = 1.5;
+/// Once the bracket is too narrow for another walk to help (the size jumps across it),
+/// the last fitting walk's last layer may move this far instead: its bytes still buy
+/// some quality, and no walk can place them better.
+const NARROW_TAIL_LAMBDA_RANGE: f64 = 4.0;
 /// The typical slope of log size against log λ (size ∝ λ^-0.6).
 const TYPICAL_SLOPE: f64 = 0.6;
 /// Predicting the next λ from a walk's estimated sizes takes at most this many estimates …
@@ -86,17 +90,44 @@ pub(super) fn fit_budget<P: RateProbe>(
         if size <= budget && (close_to(size, budget, RATE_TOLERANCE) || lambda == 0.0) {
             return fill_towards_budget(&probe, bytes, budget);
         }
-        if let Some(bytes) = fit_last_layer(&probe, size, budget)? {
+        if let Some(bytes) = fit_last_layer(&probe, size, budget, TAIL_LAMBDA_RANGE)? {
             return Ok(bytes);
         }
         search.record(lambda, bytes);
         if search.bracket_is_narrow() {
-            break;
+            return finish_across_a_jump(probe, search, smallest, &mut encode);
         }
         lambda = search.next_lambda(&probe)?;
     }
     // No probe fitted: the smallest file does (the caller checked).
     Ok(search.under.map_or(smallest, |(_, bytes)| bytes))
+}
+
+/// Ends a search whose bracket is too narrow for another walk to help (the size jumps
+/// across it): the last fitting walk, walked again if the last probe burst (walks are
+/// deterministic), has its last layer filled over a wider λ range; failing that, the
+/// largest fitting file so far.
+fn finish_across_a_jump<P: RateProbe>(
+    last: P,
+    search: RateSearch,
+    smallest: Vec<u8>,
+    encode: &mut impl FnMut(f64) -> Result<P>,
+) -> Result<Vec<u8>> {
+    let Some((lambda, bytes)) = search.under else {
+        return Ok(smallest);
+    };
+    let fitting = if last.lambda() == lambda {
+        last
+    } else {
+        encode(lambda)?
+    };
+    let filled = fit_last_layer(
+        &fitting,
+        bytes.len(),
+        search.budget,
+        NARROW_TAIL_LAMBDA_RANGE,
+    )?;
+    Ok(filled.unwrap_or(bytes))
 }
 
 /// A probe's file that fits, grown towards the budget (within [`TAIL_TOLERANCE`]) by
@@ -106,10 +137,12 @@ fn fill_towards_budget<P: RateProbe>(probe: &P, bytes: Vec<u8>, budget: usize) -
     if probe.lambda() == 0.0 || close_to(bytes.len(), budget, TAIL_TOLERANCE) {
         return Ok(bytes);
     }
-    Ok(match fit_last_layer(probe, bytes.len(), budget)? {
-        Some(fuller) if fuller.len() > bytes.len() => fuller,
-        _ => bytes,
-    })
+    Ok(
+        match fit_last_layer(probe, bytes.len(), budget, TAIL_LAMBDA_RANGE)? {
+            Some(fuller) if fuller.len() > bytes.len() => fuller,
+            _ => bytes,
+        },
+    )
 }
 
 /// What the λ search has learnt from its probes.
@@ -306,17 +339,22 @@ fn close_to(size: usize, budget: usize, tolerance: f64) -> bool {
 }
 
 /// Brings a probe of `size` bytes under the budget, and within [`TAIL_TOLERANCE`] of it, by
-/// choosing its last layer again at a λ at most [`TAIL_LAMBDA_RANGE`] times its own
-/// (further apart, the layers' trade-offs would disagree too much to be worth it).
-fn fit_last_layer(probe: &impl RateProbe, size: usize, budget: usize) -> Result<Option<Vec<u8>>> {
+/// choosing its last layer again at a λ at most `range` times its own (further apart, the
+/// layers' trade-offs would disagree too much to be worth it).
+fn fit_last_layer(
+    probe: &impl RateProbe,
+    size: usize,
+    budget: usize,
+    range: f64,
+) -> Result<Option<Vec<u8>>> {
     let lambda = probe.lambda();
     if lambda == 0.0 {
         return Ok(None);
     }
     let far = if size > budget {
-        lambda * TAIL_LAMBDA_RANGE
+        lambda * range
     } else {
-        lambda / TAIL_LAMBDA_RANGE
+        lambda / range
     };
     let Some(far_file) = probe.file_with_last_at(far).transpose()? else {
         return Ok(None);
@@ -560,6 +598,33 @@ mod tests {
         .len();
         assert!((540..=625).contains(&got), "{got}");
         assert!(walks <= 8, "{walks} walks");
+    }
+
+    #[test]
+    fn a_last_layer_fills_further_once_the_size_jumps_across_a_narrow_bracket() {
+        // The size drops from 647 to 551 bytes at one λ (budget 625), and the last layer
+        // moves 30 bytes per halving of its λ: 1.5 times the λ cannot bridge the jump,
+        // four times can, and no walk could do better.
+        let jump = |l: f64| {
+            let base = if l < 94_500.0 { 647.0 } else { 551.0 };
+            (base * (l / 94_500.0).powf(-0.6)) as usize
+        };
+        let mut walks = 0;
+        let got = fit_budget(625, 0.25, typical_start(0.25), Vec::new(), |lambda| {
+            walks += 1;
+            Ok(FakeProbe {
+                lambda,
+                size: jump(lambda),
+                last_layer_bytes: Some(30.0),
+                estimate_exponent: None,
+            })
+        })
+        .unwrap()
+        .len();
+        assert!(
+            close_to(got, 625, RATE_TOLERANCE),
+            "{got} after {walks} walks"
+        );
     }
 
     #[test]
