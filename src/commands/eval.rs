@@ -33,6 +33,9 @@ pub struct EvalOptions {
     /// Folder for rd.json, rd.csv and the plots.
     #[arg(long, default_value = "eval-out")]
     pub out: PathBuf,
+    /// Tile side in pixels for the DDN's files, as `ddn compress --tile`.
+    #[arg(long, default_value_t = ddn::codec::DEFAULT_TILE)]
+    pub tile: u32,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -93,7 +96,7 @@ pub fn run(o: &EvalOptions) -> Result<()> {
     let bar =
         indicatif::ProgressBar::new((images.len() * (o.rates.len() + jpeg_qualities.len())) as u64);
     let step = || bar.inc(1);
-    let mut points = eval::evaluate_ddn(&model, &images, &o.rates, &step)?;
+    let mut points = eval::evaluate_ddn(&model, &images, &o.rates, o.tile, &step)?;
     points.extend(eval::evaluate_jpeg(&images, jpeg_qualities, &step)?);
     bar.finish_and_clear();
     if let Some(train) = &o.rvq_baseline {
@@ -104,7 +107,9 @@ pub fn run(o: &EvalOptions) -> Result<()> {
             RVQ_ITERATIONS,
             1,
         );
-        points.extend(eval::evaluate_rvq(&model, &baseline, &images, &o.rates)?);
+        points.extend(eval::evaluate_rvq(
+            &model, &baseline, &images, &o.rates, o.tile,
+        )?);
     }
     let means = eval::means(&points);
     let ddn = curve_of(&means, "ddn", |m| Some(m.psnr));

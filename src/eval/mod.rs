@@ -75,11 +75,12 @@ pub fn load_images(dir: &Path) -> Result<Vec<(String, RgbImage)>> {
         .collect()
 }
 
-/// Codes every image at every rate with the DDN codec.
+/// Codes every image at every rate with the DDN codec, in tiles of side `tile`.
 pub fn evaluate_ddn(
     model: &Model,
     images: &[(String, RgbImage)],
     rates: &[f64],
+    tile: u32,
     progress: &dyn Fn(),
 ) -> Result<Vec<Point>> {
     let mut out = Vec::new();
@@ -96,7 +97,7 @@ pub fn evaluate_ddn(
                 &source,
                 EncodeOptions {
                     rate: Rate::Bpp(rate),
-                    tile: codec::DEFAULT_TILE,
+                    tile,
                 },
             )?;
             let encode_s = t.elapsed().as_secs_f64();
@@ -121,14 +122,15 @@ pub fn evaluate_ddn(
 }
 
 /// The residual-VQ baseline with the model's schedule, at the same layer counts (and so
-/// the same file sizes) as the DDN at each rate.
+/// the same file sizes) as the DDN at each rate, in tiles of side `tile`.
 pub fn evaluate_rvq(
     model: &Model,
     baseline: &rvq::ResidualVq,
     images: &[(String, RgbImage)],
     rates: &[f64],
+    tile: u32,
 ) -> Result<Vec<Point>> {
-    let tile = codec::tile_size(codec::DEFAULT_TILE, model.network.config().granule());
+    let tile = codec::tile_size(tile, model.network.config().granule());
     let mut out = Vec::new();
     for (name, rgb) in images {
         for &rate in rates {
