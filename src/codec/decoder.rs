@@ -7,8 +7,14 @@ use crate::bitstream::{self, DdnFile, Header, Tile, Truncation};
 use crate::error::{Error, Result};
 use crate::model::{Model, Network, Walk};
 
-/// Tiles per decoder batch.
-const DECODE_BATCH: usize = 8;
+/// Pixels per decoder batch: eight tiles of 256 × 256, or one larger tile. Memory
+/// follows the batch, not the image.
+const DECODE_BATCH_PIXELS: usize = 8 * 256 * 256;
+
+/// Tiles of `height × width` padded pixels per decoder batch.
+fn tiles_per_batch(height: usize, width: usize) -> usize {
+    (DECODE_BATCH_PIXELS / (height * width).max(1)).max(1)
+}
 
 /// A decoded image and what was missing, if anything.
 pub struct Decoded {
@@ -119,17 +125,15 @@ pub fn decode_bands(
     };
     let tiles = header.tiles();
     let offsets = tile_offsets(header, &tiles, n);
-    for band in tiles::bands(&tiles, header.width, DECODE_BATCH) {
+    let side = header.tile as usize;
+    for band in tiles::bands(&tiles, header.width, tiles_per_batch(side, side)) {
         let top = tiles[band.start].y;
         let bottom = tiles[band.end - 1].y + tiles[band.end - 1].height;
         let mut rgb = RgbImage::new(header.width, bottom - top);
         let members: Vec<usize> = band.collect();
-        tiles::for_each_batch(
-            &tiles,
-            &members,
-            |_, _| DECODE_BATCH,
-            |batch| replay_batch(&model.network, file, &offsets, &batch, n, &mut rgb, top),
-        )?;
+        tiles::for_each_batch(&tiles, &members, tiles_per_batch, |batch| {
+            replay_batch(&model.network, file, &offsets, &batch, n, &mut rgb, top)
+        })?;
         sink(Band { y: top, rgb })?;
     }
     Ok(Replayed {
@@ -187,4 +191,20 @@ fn tile_offsets(header: &Header, tiles: &[Tile], n: usize) -> Vec<Vec<usize>> {
             v
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoder_batch_holds_a_bounded_number_of_pixels_and_at_least_one_tile() {
+        assert_eq!(tiles_per_batch(256, 256), 8);
+        assert_eq!(tiles_per_batch(512, 256), 4);
+        // One tile of 1024 px is past the bound alone, and still decodes.
+        assert_eq!(tiles_per_batch(1024, 1024), 1);
+        assert_eq!(tiles_per_batch(4096, 4096), 1);
+        assert_eq!(tiles_per_batch(32, 32), 512);
+        assert_eq!(tiles_per_batch(0, 0), DECODE_BATCH_PIXELS);
+    }
 }
