@@ -111,7 +111,7 @@ pub fn restore(o: &RestoreOptions) -> Result<()> {
     let opts = guide::restore::RestoreOptions {
         seed: o.seed,
         top: o.top as usize,
-        tile: ddn::codec::DEFAULT_TILE,
+        tile: guide::restore::GUIDE_TILE,
     };
     let out = guide::restore::restore(&model, &input, &task, opts)?;
     if let Some(path) = &o.reference {

@@ -27,6 +27,10 @@ pub enum Task {
     Denoise,
 }
 
+/// Tile side of the guided walks. Smaller than the codec's: a guided walk's scorer builds
+/// every candidate image of a tile (K times its pixels), where coding needs only distances.
+pub const GUIDE_TILE: u32 = 256;
+
 #[derive(Debug, Clone, Copy)]
 pub struct RestoreOptions {
     pub seed: u64,
