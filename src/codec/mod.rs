@@ -64,7 +64,7 @@ pub(crate) fn activity(rgb: &image::RgbImage) -> f64 {
     let (w, h) = (width / fx, height / fy);
     let luma = |x: usize, y: usize| {
         let p = rgb.get_pixel(x as u32, y as u32);
-        0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64
+        crate::model::color::luma(p.0.map(f32::from)) as f64
     };
     let mut small = vec![0f64; w * h];
     for (i, v) in small.iter_mut().enumerate() {
