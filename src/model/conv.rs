@@ -198,7 +198,41 @@ impl Epilogue<'_> {
 }
 
 /// `dW = Σ_b dY[b] · col(X[b])ᵀ`, `[c_out, c_in·k·k]`.
+///
+/// Computed as `dWᵀ = Σ_b col(X[b]) · dY[b]ᵀ` from `dY[b]` transposed in parallel: the
+/// `gemm` crate runs a row-major product as its transpose and wants that product's left
+/// operand column by column, which `dY[b]ᵀ` is and `col(X[b])` is not (it would pack the
+/// whole im2col block on one thread through a strided gather). Same products, same
+/// blocking along the pixels, so the same floats as `dY · colᵀ` (tested), except where
+/// the crate has special kernels for tiny products: those keep the plain product.
 fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
+    if d.taps() * d.c_out <= 256 || d.taps() == 1 || d.c_out == 1 {
+        return weight_gradient_plain(x, dy, d);
+    }
+    let per_out = d.c_out * d.pixels();
+    let mut dwt = vec![0f32; d.taps() * d.c_out];
+    let (mut col, mut dyt) = (Vec::new(), Vec::new());
+    for b in 0..d.batch {
+        im2col_rows(Channels::one(x, d), b, d, 0..d.height, &mut col);
+        transpose_into(&dy[b * per_out..(b + 1) * per_out], d.c_out, &mut dyt);
+        gemm(
+            (d.taps(), d.c_out, d.pixels()),
+            &mut dwt,
+            b > 0,
+            &col,
+            (d.pixels(), 1),
+            &dyt,
+            (d.c_out, 1),
+            Threads::All,
+        );
+    }
+    let mut dw = Vec::new();
+    transpose_into(&dwt, d.taps(), &mut dw);
+    dw
+}
+
+/// [`weight_gradient`] as the plain product `dY[b] · col(X[b])ᵀ` per item.
+fn weight_gradient_plain(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
     let per_out = d.c_out * d.pixels();
     let mut dw = vec![0f32; d.c_out * d.taps()];
     let mut col = Vec::new();
@@ -216,6 +250,25 @@ fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
         );
     }
     dw
+}
+
+/// `dst = srcᵀ` for a row-major `src` of `rows` rows, in parallel blocks of columns.
+fn transpose_into(src: &[f32], rows: usize, dst: &mut Vec<f32>) {
+    const BLOCK: usize = 256;
+    let cols = src.len() / rows.max(1);
+    dst.clear();
+    dst.resize(src.len(), 0.0);
+    dst.par_chunks_mut(BLOCK * rows)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let c0 = block * BLOCK;
+            for r in 0..rows {
+                let row = &src[r * cols + c0..][..out.len() / rows];
+                for (i, &v) in row.iter().enumerate() {
+                    out[i * rows + r] = v;
+                }
+            }
+        });
 }
 
 fn dims(x: &Shape, w: &Shape) -> candle_core::Result<ConvDims> {
@@ -586,6 +639,44 @@ mod tests {
                 assert!(max_diff(g1.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
                 assert!(max_diff(g3.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
             }
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_has_the_floats_of_the_plain_product() {
+        // The model's shapes: taps over and under the GEMM's 512-deep blocks, channel counts
+        // that are and are not multiples of the SIMD width, images of several bands.
+        for (c_in, c_out, h, w) in [
+            (60, 48, 32, 40),
+            (67, 64, 16, 16),
+            (64, 256, 8, 12),
+            (3, 5, 7, 9),
+            (3, 16, 6, 7),
+        ] {
+            let d = ConvDims {
+                batch: 2,
+                c_in,
+                c_out,
+                height: h,
+                width: w,
+                kernel: 3,
+            };
+            let x = random(&[2, c_in, h, w], 7)
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let dy = random(&[2, c_out, h, w], 8)
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let ours = weight_gradient(&x, &dy, d);
+            let plain = weight_gradient_plain(&x, &dy, d);
+            assert!(ours
+                .iter()
+                .zip(&plain)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 
