@@ -45,6 +45,18 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
+/// `f` of a CPU tensor's floats, read where they lie (copied only if not contiguous).
+fn with_f32s<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => Ok(f(contiguous_f32(cpu, &layout)?)),
+        _ => Err(candle_core::Error::Msg(
+            "same-conv2d: a tensor off the CPU".into(),
+        )),
+    }
+}
+
 /// Floats of one band's im2col block (4 MiB): small enough to stay in cache between being
 /// written and being read by the GEMM (a whole image's block is hundreds of MB), large
 /// enough for the GEMM to run near its peak. Chosen with the `flops` bench
@@ -340,9 +352,8 @@ impl CustomOp2 for SameConv {
         let flipped = w.detach().transpose(0, 1)?.contiguous()?.flip(&[2, 3])?;
         let dx = conv_same(grad, &flipped).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let d = dims(x.shape(), w.shape())?;
-        let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let dy = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let dw = Tensor::from_vec(weight_gradient(&x, &dy, d), w.shape(), w.device())?;
+        let dw = with_f32s(x, |x| with_f32s(grad, |dy| weight_gradient(x, dy, d)))??;
+        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
         Ok((Some(dx), Some(dw)))
     }
 }
