@@ -35,6 +35,10 @@ pub const SHIPPED: &[ShippedModel] = &[
         version: "v5",
         bytes: include_bytes!("../../models/v5.safetensors"),
     },
+    ShippedModel {
+        version: "v6",
+        bytes: include_bytes!("../../models/v6.safetensors"),
+    },
 ];
 
 impl ShippedModel {
