@@ -50,7 +50,7 @@ fn with_f32s<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
-        candle_core::Storage::Cpu(cpu) => Ok(f(contiguous_f32(cpu, &layout)?)),
+        candle_core::Storage::Cpu(cpu) => Ok(f(contiguous_f32(cpu, layout)?)),
         _ => Err(candle_core::Error::Msg(
             "same-conv2d: a tensor off the CPU".into(),
         )),
