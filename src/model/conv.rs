@@ -220,50 +220,46 @@ impl Epilogue<'_> {
 /// blocking along the pixels, so the same floats as `dY · colᵀ` (tested), except where
 /// the crate has special kernels for tiny products: those keep the plain product.
 fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
-    if d.taps() * d.c_out <= 256 || d.taps() == 1 || d.c_out == 1 {
-        return weight_gradient_plain(x, dy, d);
-    }
+    let plain = d.taps() * d.c_out <= 256 || d.taps() == 1 || d.c_out == 1;
     let per_out = d.c_out * d.pixels();
-    let mut dwt = vec![0f32; d.taps() * d.c_out];
+    let mut dw = vec![0f32; d.c_out * d.taps()];
     let (mut col, mut dyt) = (Vec::new(), Vec::new());
     for b in 0..d.batch {
         im2col_rows(Channels::one(x, d), b, d, 0..d.height, &mut col);
-        transpose_into(&dy[b * per_out..(b + 1) * per_out], d.c_out, &mut dyt);
-        gemm(
-            (d.taps(), d.c_out, d.pixels()),
-            &mut dwt,
-            b > 0,
-            &col,
-            (d.pixels(), 1),
-            &dyt,
-            (d.c_out, 1),
-            Threads::All,
-        );
+        let dy = &dy[b * per_out..(b + 1) * per_out];
+        if plain {
+            let (m, n, k) = (d.c_out, d.taps(), d.pixels());
+            gemm(
+                (m, n, k),
+                &mut dw,
+                b > 0,
+                dy,
+                (k, 1),
+                &col,
+                (1, k),
+                Threads::All,
+            );
+        } else {
+            transpose_into(dy, d.c_out, &mut dyt);
+            let (m, n, k) = (d.taps(), d.c_out, d.pixels());
+            gemm(
+                (m, n, k),
+                &mut dw,
+                b > 0,
+                &col,
+                (k, 1),
+                &dyt,
+                (n, 1),
+                Threads::All,
+            );
+        }
     }
-    let mut dw = Vec::new();
-    transpose_into(&dwt, d.taps(), &mut dw);
-    dw
-}
-
-/// [`weight_gradient`] as the plain product `dY[b] · col(X[b])ᵀ` per item.
-fn weight_gradient_plain(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
-    let per_out = d.c_out * d.pixels();
-    let mut dw = vec![0f32; d.c_out * d.taps()];
-    let mut col = Vec::new();
-    for b in 0..d.batch {
-        im2col_rows(Channels::one(x, d), b, d, 0..d.height, &mut col);
-        gemm(
-            (d.c_out, d.taps(), d.pixels()),
-            &mut dw,
-            b > 0,
-            &dy[b * per_out..(b + 1) * per_out],
-            (d.pixels(), 1),
-            &col,
-            (1, d.pixels()),
-            Threads::All,
-        );
+    if plain {
+        return dw;
     }
-    dw
+    let mut transposed = Vec::new();
+    transpose_into(&dw, d.taps(), &mut transposed);
+    transposed
 }
 
 /// `dst = srcᵀ` for a row-major `src` of `rows` rows, in parallel blocks of columns.
@@ -662,6 +658,28 @@ mod tests {
         }
     }
 
+    /// `Σ_b dY[b] · col(X[b])ᵀ` as written.
+    fn plain_weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
+        let (m, n, k) = (d.c_out, d.taps(), d.pixels());
+        let mut dw = vec![0f32; m * n];
+        let mut col = Vec::new();
+        for b in 0..d.batch {
+            im2col_rows(Channels::one(x, d), b, d, 0..d.height, &mut col);
+            let dy = &dy[b * m * k..(b + 1) * m * k];
+            gemm(
+                (m, n, k),
+                &mut dw,
+                b > 0,
+                dy,
+                (k, 1),
+                &col,
+                (1, k),
+                Threads::All,
+            );
+        }
+        dw
+    }
+
     #[test]
     fn the_weight_gradient_has_the_floats_of_the_plain_product() {
         // The model's shapes: taps over and under the GEMM's 512-deep blocks, channel counts
@@ -692,7 +710,7 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             let ours = weight_gradient(&x, &dy, d);
-            let plain = weight_gradient_plain(&x, &dy, d);
+            let plain = plain_weight_gradient(&x, &dy, d);
             assert!(ours
                 .iter()
                 .zip(&plain)
