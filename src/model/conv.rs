@@ -220,7 +220,12 @@ impl Epilogue<'_> {
 /// blocking along the pixels, so the same floats as `dY · colᵀ` (tested), except where
 /// the crate has special kernels for tiny products: those keep the plain product.
 fn weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
-    let plain = d.taps() * d.c_out <= 256 || d.taps() == 1 || d.c_out == 1;
+    let tiny = d.taps() * d.c_out <= 256 || d.taps() == 1 || d.c_out == 1;
+    weight_gradient_as(x, dy, d, tiny)
+}
+
+/// [`weight_gradient`] as the plain product `dY · colᵀ` (`plain`) or as `(col · dYᵀ)ᵀ`.
+fn weight_gradient_as(x: &[f32], dy: &[f32], d: ConvDims, plain: bool) -> Vec<f32> {
     let per_out = d.c_out * d.pixels();
     let mut dw = vec![0f32; d.c_out * d.taps()];
     let (mut col, mut dyt) = (Vec::new(), Vec::new());
@@ -658,28 +663,6 @@ mod tests {
         }
     }
 
-    /// `Σ_b dY[b] · col(X[b])ᵀ` as written.
-    fn plain_weight_gradient(x: &[f32], dy: &[f32], d: ConvDims) -> Vec<f32> {
-        let (m, n, k) = (d.c_out, d.taps(), d.pixels());
-        let mut dw = vec![0f32; m * n];
-        let mut col = Vec::new();
-        for b in 0..d.batch {
-            im2col_rows(Channels::one(x, d), b, d, 0..d.height, &mut col);
-            let dy = &dy[b * m * k..(b + 1) * m * k];
-            gemm(
-                (m, n, k),
-                &mut dw,
-                b > 0,
-                dy,
-                (k, 1),
-                &col,
-                (1, k),
-                Threads::All,
-            );
-        }
-        dw
-    }
-
     #[test]
     fn the_weight_gradient_has_the_floats_of_the_plain_product() {
         // The model's shapes: taps over and under the GEMM's 512-deep blocks, channel counts
@@ -710,7 +693,7 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             let ours = weight_gradient(&x, &dy, d);
-            let plain = plain_weight_gradient(&x, &dy, d);
+            let plain = weight_gradient_as(&x, &dy, d, true);
             assert!(ours
                 .iter()
                 .zip(&plain)
