@@ -46,13 +46,13 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::
 }
 
 /// `f` of a CPU tensor's floats, read where they lie (copied only if not contiguous).
-fn with_f32s<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+pub(super) fn with_f32s<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
         candle_core::Storage::Cpu(cpu) => Ok(f(contiguous_f32(cpu, layout)?)),
         _ => Err(candle_core::Error::Msg(
-            "same-conv2d: a tensor off the CPU".into(),
+            "a CPU kernel given a tensor off the CPU".into(),
         )),
     }
 }
