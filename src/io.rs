@@ -365,7 +365,7 @@ fn write_png_rows(
         png::ColorType::Rgb
     });
     encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Balanced);
+    encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header().map_err(png_error)?;
     let mut stream = writer.stream_writer().map_err(png_error)?;
     fill(&mut |rows: &[u8]| {

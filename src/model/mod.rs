@@ -82,15 +82,17 @@ pub fn read_config(bytes: &[u8]) -> Result<ModelConfig> {
 impl Model {
     /// Loads a model from the bytes of its file.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        Self::from_bytes_with_id(bytes, model_id(bytes), device)
+    }
+
+    /// [`Model::from_bytes`] for a file whose id is known (a built-in model).
+    fn from_bytes_with_id(bytes: &[u8], id: ModelId, device: &Device) -> Result<Self> {
         let config = read_config(bytes)?;
         let network = Network::new(&config, 0, device)?;
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
             .map_err(|e| Error::InvalidModel(e.to_string()))?;
         network.load_tensors(&tensors)?;
-        Ok(Model {
-            network,
-            id: model_id(bytes),
-        })
+        Ok(Model { network, id })
     }
 
     pub fn load(path: &Path, device: &Device) -> Result<Self> {

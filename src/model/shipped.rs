@@ -4,11 +4,9 @@
 //! years: decoding picks the built-in model the file names, so a file made with any
 //! shipped model decodes with every later binary. Encoding uses the newest.
 
-use std::sync::OnceLock;
-
 use candle_core::Device;
 
-use super::{model_id, Model};
+use super::Model;
 use crate::error::Result;
 use crate::schedule::ModelId;
 
@@ -17,6 +15,9 @@ use crate::schedule::ModelId;
 pub struct ShippedModel {
     /// The version users see (`ddn info`, the README).
     pub version: &'static str,
+    /// The id files made with this model carry: the hash of `bytes` (tested), written
+    /// out so that decoding does not hash every built-in model (40 MB) first.
+    pub id: ModelId,
     /// The model file's bytes.
     pub bytes: &'static [u8],
 }
@@ -25,36 +26,29 @@ pub struct ShippedModel {
 pub const SHIPPED: &[ShippedModel] = &[
     ShippedModel {
         version: "v3",
+        id: ModelId(0x84d9_dbae_f654_f86e_u64.to_be_bytes()),
         bytes: include_bytes!("../../models/v3.safetensors"),
     },
     ShippedModel {
         version: "v4",
+        id: ModelId(0xa31a_aaec_4031_5c70_u64.to_be_bytes()),
         bytes: include_bytes!("../../models/v4.safetensors"),
     },
     ShippedModel {
         version: "v5",
+        id: ModelId(0x36e0_2fd4_f10a_ebca_u64.to_be_bytes()),
         bytes: include_bytes!("../../models/v5.safetensors"),
     },
     ShippedModel {
         version: "v6",
+        id: ModelId(0x324d_7193_1236_f29f_u64.to_be_bytes()),
         bytes: include_bytes!("../../models/v6.safetensors"),
     },
 ];
 
 impl ShippedModel {
-    /// The model id files made with this model carry (computed once per process).
-    pub fn id(&self) -> ModelId {
-        static IDS: OnceLock<Vec<ModelId>> = OnceLock::new();
-        let ids = IDS.get_or_init(|| SHIPPED.iter().map(|m| model_id(m.bytes)).collect());
-        let index = SHIPPED
-            .iter()
-            .position(|m| m.version == self.version)
-            .expect("a shipped model is an entry of SHIPPED");
-        ids[index]
-    }
-
     pub fn load(&self, device: &Device) -> Result<Model> {
-        Model::from_bytes(self.bytes, device)
+        Model::from_bytes_with_id(self.bytes, self.id, device)
     }
 }
 
@@ -65,20 +59,21 @@ pub fn newest() -> &'static ShippedModel {
 
 /// The built-in model a file with this id was made with, if any.
 pub fn find(id: ModelId) -> Option<&'static ShippedModel> {
-    SHIPPED.iter().find(|m| m.id() == id)
+    SHIPPED.iter().find(|m| m.id == id)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::model_id;
     use super::*;
 
     #[test]
     fn ids_are_distinct_and_found() {
         for m in SHIPPED {
-            assert_eq!(find(m.id()).map(|f| f.version), Some(m.version));
-            assert_eq!(m.id(), model_id(m.bytes));
+            assert_eq!(find(m.id).map(|f| f.version), Some(m.version));
+            assert_eq!(m.id, model_id(m.bytes));
         }
-        let mut ids: Vec<_> = SHIPPED.iter().map(|m| m.id().0).collect();
+        let mut ids: Vec<_> = SHIPPED.iter().map(|m| m.id.0).collect();
         ids.dedup();
         assert_eq!(ids.len(), SHIPPED.len());
         assert!(find(ModelId([0; 8])).is_none());
