@@ -425,44 +425,72 @@ pub fn replay_chosen_direct(
     let nodes = feature_pixel_indices(indices, shape);
     // Keep's residual is zero: a row of zeros gives it without a branch in the loop.
     let zeros = vec![0f32; c];
-    let mut out = vec![0f32; b * per_node * plane];
+    // Blocks of pixels, each with all its output channels: the block's features are read
+    // from memory once for all of them, where a task per output plane read every feature
+    // plane once per output channel.
+    let blocks = plane.div_ceil(BLOCK);
+    let mut staged = vec![0f32; b * blocks * per_node * BLOCK];
     // [B, C, pixels]: as the conv made it, read where it lies.
     with_f32s(feat, |feat| {
-        out.par_chunks_mut(plane).enumerate().for_each(|(bc, dst)| {
-            let (item, ch) = (bc / per_node, bc % per_node);
-            let row = |px: usize| match nodes[item * plane + px] as usize {
-                k if k < shape.k => &head[(k * per_node + ch) * c..][..c],
-                _ => &zeros[..],
-            };
-            dot_products(dst, &feat[item * c * plane..][..c * plane], row);
-        })
+        staged
+            .par_chunks_mut(per_node * BLOCK)
+            .enumerate()
+            .for_each(|(task, dst)| {
+                let (item, px0) = (task / blocks, task % blocks * BLOCK);
+                let nodes = &nodes[item * plane + px0..];
+                let row = |ch: usize, px: usize| match nodes[px] as usize {
+                    k if k < shape.k => &head[(k * per_node + ch) * c..][..c],
+                    _ => &zeros[..],
+                };
+                let feat = &feat[item * c * plane + px0..(item + 1) * c * plane];
+                let n = BLOCK.min(plane - px0);
+                dot_products(dst, BLOCK, feat, plane, n, row);
+            })
     })?;
+    let mut out = vec![0f32; b * per_node * plane];
+    for (task, block) in staged.chunks(per_node * BLOCK).enumerate() {
+        let (item, px0) = (task / blocks, task % blocks * BLOCK);
+        let n = BLOCK.min(plane - px0);
+        for (ch, src) in block.chunks(BLOCK).enumerate() {
+            out[(item * per_node + ch) * plane + px0..][..n].copy_from_slice(&src[..n]);
+        }
+    }
     let residual = Tensor::from_vec(out, (b, per_node, hf, wf), prev.device())?;
     Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
 }
 
-/// `dst[px] = Σ_j row(px)[j] · feat[j·plane + px]`, each sum in order of `j` from the first
+/// `dst[ch · stride + px] = Σ_j row(ch, px)[j] · feat[j·plane + px]` for the first `n`
+/// pixels and every output channel `ch` of `dst`, each sum in order of `j` from the first
 /// product (what `f32`'s `Sum` gives, bit for bit: decoding depends on it). Pixels go
-/// [`CHUNK`] at a time with their rows' weights laid out by `j`, so that each step of `j`
-/// is one vectorised multiply and add over the chunk's independent sums; a run of pixels
-/// with the same row (a cell's pixels, or kept ones) fills its weights with one broadcast
-/// per `j`. Reading each pixel's row through a pointer of its own instead kept the loop
-/// scalar (12 % of a decode, profiled).
-fn dot_products<'a>(dst: &mut [f32], feat: &[f32], row: impl Fn(usize) -> &'a [f32]) {
-    let plane = dst.len();
-    let c = feat.len() / plane.max(1);
+/// [`CHUNK`] at a time, every output channel of a chunk while its features are in cache,
+/// with the rows' weights laid out by `j`, so that each step of `j` is one vectorised
+/// multiply and add over the chunk's independent sums; a run of pixels with the same row
+/// (a cell's pixels, or kept ones) fills its weights with one broadcast per `j`. Reading
+/// each pixel's row through a pointer of its own instead kept the loop scalar (12 % of a
+/// decode, profiled).
+fn dot_products<'a>(
+    dst: &mut [f32],
+    stride: usize,
+    feat: &[f32],
+    plane: usize,
+    n: usize,
+    row: impl Fn(usize, usize) -> &'a [f32],
+) {
+    let c = if n == 0 { 0 } else { row(0, 0).len() };
     let mut weights = vec![0f32; c * CHUNK];
-    for start in (0..plane).step_by(CHUNK) {
-        let n = CHUNK.min(plane - start);
-        lay_out_weights(&mut weights, n, |l| row(start + l));
-        let sums = &mut dst[start..start + n];
-        for (j, w) in weights.chunks_exact(CHUNK).enumerate() {
-            let x = &feat[j * plane + start..][..n];
-            let products = w.iter().zip(x).map(|(w, x)| w * x);
-            if j == 0 {
-                sums.iter_mut().zip(products).for_each(|(s, p)| *s = p);
-            } else {
-                sums.iter_mut().zip(products).for_each(|(s, p)| *s += p);
+    for start in (0..n).step_by(CHUNK) {
+        let m = CHUNK.min(n - start);
+        for (ch, dst) in dst.chunks_mut(stride).enumerate() {
+            lay_out_weights(&mut weights, m, |l| row(ch, start + l));
+            let sums = &mut dst[start..start + m];
+            for (j, w) in weights.chunks_exact(CHUNK).enumerate() {
+                let x = &feat[j * plane + start..][..m];
+                let products = w.iter().zip(x).map(|(w, x)| w * x);
+                if j == 0 {
+                    sums.iter_mut().zip(products).for_each(|(s, p)| *s = p);
+                } else {
+                    sums.iter_mut().zip(products).for_each(|(s, p)| *s += p);
+                }
             }
         }
     }
@@ -482,8 +510,11 @@ fn lay_out_weights<'a>(weights: &mut [f32], n: usize, row: impl Fn(usize) -> &'a
 }
 
 /// Pixels per step of [`dot_products`]: 16 vector registers of sums, and the weights
-/// (`C · CHUNK` floats) stay in the L1 cache.
+/// (`C · CHUNK` floats) and features of a chunk stay in the L1 cache.
 const CHUNK: usize = 64;
+
+/// Pixels per task of [`replay_chosen_direct`]: dozens of tasks for a full-resolution layer.
+const BLOCK: usize = 32 * CHUNK;
 
 /// Mean squared error of two tensors as a scalar tensor.
 pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -619,20 +650,27 @@ mod tests {
 
     #[test]
     fn dot_products_have_the_bits_of_in_order_sums() {
-        let (c, plane) = (7, 2 * CHUNK + 22);
+        let (c, plane, n, stride) = (7, 2 * CHUNK + 40, 2 * CHUNK + 22, 2 * CHUNK + 30);
         let feat = random(&[c * plane], 5).to_vec1::<f32>().unwrap();
-        let rows = random(&[4, c], 6).to_vec2::<f32>().unwrap();
+        let rows = random(&[2, 4, c], 6).to_vec3::<f32>().unwrap();
         let zeros = vec![0f32; c];
         // Runs of every length, single pixels, and a run across a chunk's end.
-        let row_of = |px: usize| match (px / 5 + px % 3 / 2) % 6 {
-            r @ 0..=3 => &rows[r][..],
+        let row_of = |ch: usize, px: usize| match (px / 5 + px % 3 / 2) % 6 {
+            r @ 0..=3 => &rows[ch][r][..],
             _ => &zeros[..],
         };
-        let mut dst = vec![f32::NAN; plane];
-        dot_products(&mut dst, &feat, row_of);
-        for (px, v) in dst.iter().enumerate() {
-            let sum: f32 = (0..c).map(|j| row_of(px)[j] * feat[j * plane + px]).sum();
-            assert_eq!(v.to_bits(), sum.to_bits(), "pixel {px}");
+        let mut dst = vec![f32::NAN; 2 * stride];
+        dot_products(&mut dst, stride, &feat, plane, n, row_of);
+        for ch in 0..2 {
+            for px in 0..n {
+                let sum: f32 = (0..c)
+                    .map(|j| row_of(ch, px)[j] * feat[j * plane + px])
+                    .sum();
+                assert_eq!(dst[ch * stride + px].to_bits(), sum.to_bits(), "{ch}, {px}");
+            }
+            assert!(dst[ch * stride + n..(ch + 1) * stride]
+                .iter()
+                .all(|v| v.is_nan()));
         }
     }
 
