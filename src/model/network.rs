@@ -76,7 +76,8 @@ pub enum Walk<'a> {
 
 /// What a walk produced.
 pub struct WalkResult {
-    /// The chosen image after each layer, `[B,3,h_l,w_l]`, with gradient.
+    /// The chosen image after each layer, `[B,3,h_l,w_l]`, with gradient, for a training
+    /// walk; a coding walk keeps only the last (the others are dozens of MB it never reads).
     pub images: Vec<Tensor>,
     /// The indices of each layer, `[B·cells]`.
     pub indices: Vec<Vec<u32>>,
@@ -409,6 +410,9 @@ impl Network {
                     }
                 };
                 image = chosen.detach();
+                if !track_grad {
+                    result.images.clear();
+                }
                 result
                     .images
                     .push(if track_grad { chosen } else { image.clone() });
