@@ -423,8 +423,6 @@ pub fn replay_chosen_direct(
     let plane = hf * wf;
     let head = head.flatten_all()?.to_vec1::<f32>()?;
     let nodes = feature_pixel_indices(indices, shape);
-    // Keep's residual is zero: a row of zeros gives it without a branch in the loop.
-    let zeros = vec![0f32; c];
     // Blocks of pixels, each with all its output channels: the block's features are read
     // from memory once for all of them, where a task per output plane read every feature
     // plane once per output channel.
@@ -439,50 +437,73 @@ pub fn replay_chosen_direct(
                 let (item, px0) = (task / blocks, task % blocks * BLOCK);
                 let nodes = &nodes[item * plane + px0..];
                 let row = |ch: usize, px: usize| match nodes[px] as usize {
-                    k if k < shape.k => &head[(k * per_node + ch) * c..][..c],
-                    _ => &zeros[..],
+                    k if k < shape.k => Some(&head[(k * per_node + ch) * c..][..c]),
+                    _ => None,
                 };
                 let feat = &feat[item * c * plane + px0..(item + 1) * c * plane];
                 let n = BLOCK.min(plane - px0);
                 dot_products(dst, BLOCK, feat, plane, n, row);
             })
     })?;
-    let mut out = vec![0f32; b * per_node * plane];
+    // The residuals go straight to their grid pixels (candle's pixel shuffle) onto the
+    // previous image: `prev + r` has the bits of the `r + prev` of separate ops.
+    let (_, _, h, w) = prev.dims4()?;
+    let r = shape.s2d;
+    let mut image = prev.flatten_all()?.to_vec1::<f32>()?;
     for (task, block) in staged.chunks(per_node * BLOCK).enumerate() {
         let (item, px0) = (task / blocks, task % blocks * BLOCK);
         let n = BLOCK.min(plane - px0);
         for (ch, src) in block.chunks(BLOCK).enumerate() {
-            out[(item * per_node + ch) * plane + px0..][..n].copy_from_slice(&src[..n]);
+            let (color, dy, dx) = (ch / (r * r), ch / r % r, ch % r);
+            let plane_at = (item * 3 + color) * h * w;
+            for (px, &v) in (px0..px0 + n).zip(src) {
+                let (fy, fx) = (px / wf, px % wf);
+                image[plane_at + (fy * r + dy) * w + fx * r + dx] += v;
+            }
         }
     }
-    let residual = Tensor::from_vec(out, (b, per_node, hf, wf), prev.device())?;
-    Ok((pixel_shuffle(&residual, shape.s2d)? + prev)?)
+    Ok(Tensor::from_vec(image, (b, 3, h, w), prev.device())?)
 }
 
 /// `dst[ch · stride + px] = Σ_j row(ch, px)[j] · feat[j·plane + px]` for the first `n`
 /// pixels and every output channel `ch` of `dst`, each sum in order of `j` from the first
-/// product (what `f32`'s `Sum` gives, bit for bit: decoding depends on it). Pixels go
-/// [`CHUNK`] at a time, every output channel of a chunk while its features are in cache,
-/// with the rows' weights laid out by `j`, so that each step of `j` is one vectorised
-/// multiply and add over the chunk's independent sums; a run of pixels with the same row
-/// (a cell's pixels, or kept ones) fills its weights with one broadcast per `j`. Reading
-/// each pixel's row through a pointer of its own instead kept the loop scalar (12 % of a
-/// decode, profiled).
+/// product (what `f32`'s `Sum` gives, bit for bit: decoding depends on it); a row of `None`
+/// (a kept cell) is a row of zeros. Pixels go [`CHUNK`] at a time, every output channel of
+/// a chunk while its features are in cache, with the rows' weights laid out by `j`, so
+/// that each step of `j` is one vectorised multiply and add over the chunk's independent
+/// sums; a run of pixels with the same row (a cell's pixels, or kept ones) fills its
+/// weights with one broadcast per `j`. Reading each pixel's row through a pointer of its
+/// own instead kept the loop scalar (12 % of a decode, profiled).
+///
+/// A chunk whose pixels all keep gets −0 without a product: its sums are zeros whose sign
+/// depends on the features, and added to the previous image −0 leaves every pixel as it
+/// was, where +0 would turn a −0 pixel into +0. No later operation of the network (sums,
+/// products, `e^x`, division by `1 + e^−v`, rounding to 8 bits) turns a zero's sign into a
+/// different number, so a decoded image is the same either way.
 fn dot_products<'a>(
     dst: &mut [f32],
     stride: usize,
     feat: &[f32],
     plane: usize,
     n: usize,
-    row: impl Fn(usize, usize) -> &'a [f32],
+    row: impl Fn(usize, usize) -> Option<&'a [f32]>,
 ) {
-    let c = if n == 0 { 0 } else { row(0, 0).len() };
+    let Some(c) = (0..n).find_map(|px| row(0, px)).map(<[f32]>::len) else {
+        dst.chunks_mut(stride).for_each(|d| d[..n].fill(-0.0));
+        return;
+    };
+    let zeros = vec![0f32; c];
     let mut weights = vec![0f32; c * CHUNK];
     for start in (0..n).step_by(CHUNK) {
         let m = CHUNK.min(n - start);
+        let all_keep = (start..start + m).all(|px| row(0, px).is_none());
         for (ch, dst) in dst.chunks_mut(stride).enumerate() {
-            lay_out_weights(&mut weights, m, |l| row(ch, start + l));
             let sums = &mut dst[start..start + m];
+            if all_keep {
+                sums.fill(-0.0);
+                continue;
+            }
+            lay_out_weights(&mut weights, m, |l| row(ch, start + l).unwrap_or(&zeros));
             for (j, w) in weights.chunks_exact(CHUNK).enumerate() {
                 let x = &feat[j * plane + start..][..m];
                 let products = w.iter().zip(x).map(|(w, x)| w * x);
@@ -650,24 +671,32 @@ mod tests {
 
     #[test]
     fn dot_products_have_the_bits_of_in_order_sums() {
-        let (c, plane, n, stride) = (7, 2 * CHUNK + 40, 2 * CHUNK + 22, 2 * CHUNK + 30);
+        let (c, plane, n, stride) = (7, 3 * CHUNK + 40, 3 * CHUNK + 22, 3 * CHUNK + 30);
         let feat = random(&[c * plane], 5).to_vec1::<f32>().unwrap();
         let rows = random(&[2, 4, c], 6).to_vec3::<f32>().unwrap();
-        let zeros = vec![0f32; c];
-        // Runs of every length, single pixels, and a run across a chunk's end.
+        // Runs of every length, single pixels, a run across a chunk's end, and a second
+        // chunk that keeps everywhere.
         let row_of = |ch: usize, px: usize| match (px / 5 + px % 3 / 2) % 6 {
-            r @ 0..=3 => &rows[ch][r][..],
-            _ => &zeros[..],
+            _ if (CHUNK..2 * CHUNK).contains(&px) => None,
+            r @ 0..=3 => Some(&rows[ch][r][..]),
+            _ => None,
         };
         let mut dst = vec![f32::NAN; 2 * stride];
         dot_products(&mut dst, stride, &feat, plane, n, row_of);
         for ch in 0..2 {
             for px in 0..n {
-                let sum: f32 = (0..c)
-                    .map(|j| row_of(ch, px)[j] * feat[j * plane + px])
-                    .sum();
-                assert_eq!(dst[ch * stride + px].to_bits(), sum.to_bits(), "{ch}, {px}");
+                let v = dst[ch * stride + px];
+                match row_of(ch, px) {
+                    Some(row) => {
+                        let sum: f32 = (0..c).map(|j| row[j] * feat[j * plane + px]).sum();
+                        assert_eq!(v.to_bits(), sum.to_bits(), "{ch}, {px}");
+                    }
+                    None => assert_eq!(v, 0.0, "{ch}, {px}"),
+                }
             }
+            assert!(dst[ch * stride + CHUNK..][..CHUNK]
+                .iter()
+                .all(|v| v.to_bits() == (-0f32).to_bits()));
             assert!(dst[ch * stride + n..(ch + 1) * stride]
                 .iter()
                 .all(|v| v.is_nan()));
