@@ -33,16 +33,17 @@ impl BitModel {
 
     /// What coding `bit` costs now, in bits (for encoder decisions only).
     pub fn cost(&self, bit: bool) -> f32 {
-        COST_TABLE.with(|t| t[if bit { PROB_ONE - self.0 } else { self.0 } as usize])
+        COST_TABLE[if bit { PROB_ONE - self.0 } else { self.0 } as usize]
     }
 }
 
-thread_local! {
-    /// `-log2(p / 2^11)` for every probability `p`.
-    static COST_TABLE: Vec<f32> = (0..=PROB_ONE as u32)
+/// `-log2(p / 2^11)` for every probability `p`: shared by all threads (a thread-local
+/// table cost a TLS lookup per bit, in the encoder's hottest loop).
+static COST_TABLE: std::sync::LazyLock<Vec<f32>> = std::sync::LazyLock::new(|| {
+    (0..=PROB_ONE as u32)
         .map(|p| -((p.max(1) as f64) / PROB_ONE as f64).log2() as f32)
-        .collect();
-}
+        .collect()
+});
 
 /// Writes bits into a byte string.
 #[derive(Debug)]

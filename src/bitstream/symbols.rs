@@ -117,10 +117,10 @@ impl LayerModel {
     }
 
     /// Every bit of `symbol` with the index of its probability: `keep[ctx]` is slot `ctx`,
-    /// tree node `n` is slot `KEEP_CONTEXTS + n`.
-    fn bits(&self, ctx: usize, symbol: u32) -> impl Iterator<Item = (usize, bool)> {
-        let keep = symbol == self.k;
-        let depth = if keep { 0 } else { self.depth };
+    /// tree node `n` is slot `KEEP_CONTEXTS + n` (of a model of `k` indices, `depth` bits).
+    fn bits(k: u32, depth: u32, ctx: usize, symbol: u32) -> impl Iterator<Item = (usize, bool)> {
+        let keep = symbol == k;
+        let depth = if keep { 0 } else { depth };
         let flag = std::iter::once((ctx, keep));
         let index = (0..depth).map(move |d| {
             let node = (1 << d) | (symbol >> (depth - d)) as usize;
@@ -138,14 +138,14 @@ impl LayerModel {
     }
 
     pub fn encode(&mut self, enc: &mut RangeEncoder, ctx: usize, symbol: u32) {
-        for (slot, bit) in self.bits(ctx, symbol).collect::<Vec<_>>() {
+        for (slot, bit) in Self::bits(self.k, self.depth, ctx, symbol) {
             enc.encode(self.slot(slot), bit);
         }
     }
 
     /// Adapts exactly as coding `symbol` would, without writing it.
     pub fn update(&mut self, ctx: usize, symbol: u32) {
-        for (slot, bit) in self.bits(ctx, symbol).collect::<Vec<_>>() {
+        for (slot, bit) in Self::bits(self.k, self.depth, ctx, symbol) {
             self.slot(slot).update(bit);
         }
     }
@@ -168,16 +168,18 @@ impl LayerModel {
         self.keep[ctx].cost(true)
     }
 
-    /// What each index `0..K` costs now in context `ctx`, in bits, into `out`.
-    pub fn index_costs(&self, ctx: usize, out: &mut [f32]) {
-        let flag = self.keep[ctx].cost(false);
-        let mut level = vec![flag];
-        for d in 0..self.depth {
-            level = (0..2usize << d)
-                .map(|i| level[i / 2] + self.tree[(1 << d) + i / 2].cost(i % 2 == 1))
-                .collect();
+    /// What each index `0..K` costs now in context `ctx`, in bits, using `path` for
+    /// scratch (kept by the caller from cell to cell, so that no cell allocates).
+    ///
+    /// Node `n` of the tree (root 1, children `2n` and `2n + 1`) costs what its path does:
+    /// its parent's cost plus its own bit's, added in that order from the keep flag down.
+    pub fn index_costs<'a>(&self, ctx: usize, path: &'a mut Vec<f32>) -> &'a [f32] {
+        path.resize(2 << self.depth, 0.0);
+        path[1] = self.keep[ctx].cost(false);
+        for node in 2..2usize << self.depth {
+            path[node] = path[node / 2] + self.tree[node / 2].cost(node % 2 == 1);
         }
-        out.copy_from_slice(&level[..self.k as usize]);
+        &path[1 << self.depth..][..self.k as usize]
     }
 }
 

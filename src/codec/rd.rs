@@ -51,7 +51,7 @@ impl LayerChoice {
         let (k, cells) = (spec.k as usize, grid.len());
         // A grid pixel at scale s stands for 4^s image pixels.
         let weight = EIGHT_BIT * (1u32 << (2 * spec.scale_log2)) as f32;
-        let mut costs = vec![0f32; k];
+        let mut path = Vec::new();
         let mut chosen = Vec::with_capacity(self.batch * cells);
         for b in 0..self.batch {
             let prev = self.prev.as_ref().map(|(g, keep, symbols)| PrevLayer {
@@ -60,7 +60,7 @@ impl LayerChoice {
                 keep: *keep,
             });
             scan_tile(grid, spec.k, prev.as_ref(), &mut chosen, |cell, ctx| {
-                model.index_costs(ctx, &mut costs);
+                let costs = model.index_costs(ctx, &mut path);
                 let mut best = spec.k;
                 let mut best_j =
                     weight * self.keep_dist[b * cells + cell] + lambda * model.keep_cost(ctx);
