@@ -450,18 +450,13 @@ pub fn replay_chosen_direct(
     let (_, _, h, w) = prev.dims4()?;
     let r = shape.s2d;
     let mut image = prev.flatten_all()?.to_vec1::<f32>()?;
-    for (task, block) in staged.chunks(per_node * BLOCK).enumerate() {
-        let (item, px0) = (task / blocks, task % blocks * BLOCK);
-        let n = BLOCK.min(plane - px0);
-        for (ch, src) in block.chunks(BLOCK).enumerate() {
-            let (color, dy, dx) = (ch / (r * r), ch / r % r, ch % r);
-            let plane_at = (item * 3 + color) * h * w;
-            for (px, &v) in (px0..px0 + n).zip(src) {
-                let (fy, fx) = (px / wf, px % wf);
-                image[plane_at + (fy * r + dy) * w + fx * r + dx] += v;
-            }
+    image.par_chunks_mut(w).enumerate().for_each(|(row, line)| {
+        let (item, color, y) = (row / h / 3, row / h % 3, row % h);
+        for (x, v) in line.iter_mut().enumerate() {
+            let (px, ch) = ((y / r) * wf + x / r, (color * r + y % r) * r + x % r);
+            *v += staged[((item * blocks + px / BLOCK) * per_node + ch) * BLOCK + px % BLOCK];
         }
-    }
+    });
     Ok(Tensor::from_vec(image, (b, 3, h, w), prev.device())?)
 }
 

@@ -11,6 +11,7 @@ pub mod ddl;
 mod gemm;
 pub mod network;
 pub mod shipped;
+mod shuffle;
 
 use std::collections::HashMap;
 use std::path::Path;

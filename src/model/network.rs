@@ -369,7 +369,8 @@ impl Network {
                 if n == max_layers {
                     break;
                 }
-                let pixels = space_to_depth(&image, level.s2d)?;
+                // The image is detached, so the copy without gradient serves training too.
+                let pixels = super::shuffle::pixel_unshuffle(&image, level.s2d)?;
                 feat = if track_grad {
                     let hidden = layer.conv1.forward(&Tensor::cat(&[&feat, &pixels], 1)?)?;
                     (&feat + layer.conv2.forward(&hidden.silu()?)?)?
@@ -423,8 +424,10 @@ impl Network {
             }
             if let Some((up, shuffle)) = &level.up {
                 feat = up.forward(&feat)?;
-                if *shuffle > 1 {
+                if track_grad && *shuffle > 1 {
                     feat = candle_nn::ops::pixel_shuffle(&feat, *shuffle)?;
+                } else if !track_grad {
+                    feat = super::shuffle::pixel_shuffle(&feat, *shuffle)?;
                 }
                 let (_, _, h, w) = image.dims4()?;
                 image = image.upsample_bilinear2d(2 * h, 2 * w, false)?;
@@ -432,12 +435,4 @@ impl Network {
         }
         Ok(result)
     }
-}
-
-fn space_to_depth(image: &Tensor, r: usize) -> Result<Tensor> {
-    Ok(if r == 1 {
-        image.clone()
-    } else {
-        candle_nn::ops::pixel_unshuffle(image, r)?
-    })
 }
