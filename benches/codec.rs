@@ -6,6 +6,7 @@
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ddn::bitstream::packer::{pack_indices, unpack_indices, Bits};
+use ddn::bitstream::range_coder::Framing;
 use ddn::codec::{decode, encode, EncodeOptions, Rate};
 use ddn::io::SourceImage;
 use ddn::model::ddl::Candidates;
@@ -93,11 +94,11 @@ fn range_coder(c: &mut Criterion) {
         })
         .collect();
     c.bench_function("range_code_layer_6144_cells", |b| {
-        b.iter(|| encode_layer(&symbols, &spec, None, &tiles))
+        b.iter(|| encode_layer(&symbols, &spec, None, &tiles, Framing::Trimmed))
     });
-    let segment = encode_layer(&symbols, &spec, None, &tiles);
+    let segment = encode_layer(&symbols, &spec, None, &tiles, Framing::Trimmed);
     c.bench_function("range_decode_layer_6144_cells", |b| {
-        b.iter(|| decode_layer(&segment, &spec, None, &tiles, 0).unwrap())
+        b.iter(|| decode_layer(&segment, &spec, None, &tiles, 0, Framing::Trimmed).unwrap())
     });
 }
 

@@ -105,12 +105,12 @@ fn wrong_magic() {
 #[test]
 fn unknown_version() {
     let mut bytes = sample_bytes();
-    bytes[4] = 3;
+    bytes[4] = 4;
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
         Error::UnsupportedVersion {
-            version: 3,
-            newest: 2
+            version: 4,
+            newest: 3
         }
     ));
 }
@@ -391,8 +391,134 @@ fn a_tiny_file_claiming_huge_geometry_is_refused_at_once() {
         read_file(&bomb(1)).unwrap_err(),
         Error::NoCompleteLayer { .. }
     ));
+    for version in [2, 3] {
+        assert!(matches!(
+            read_file(&bomb(version)).unwrap_err(),
+            Error::InvalidIndexGroup { layer: 0 }
+        ));
+    }
+}
+
+/// The sample in format 3, every third cell kept, and its header's length.
+fn sample_v3_bytes() -> (Vec<u8>, usize) {
+    let (mut header, mut layers) = sample();
+    header.version = 3;
+    for (symbols, spec) in layers.iter_mut().zip(&header.layers) {
+        symbols.iter_mut().step_by(3).for_each(|s| *s = spec.k);
+    }
+    let bytes = write_file(&header, &layers).unwrap();
+    let header_len = read_file(&bytes).unwrap().header.encoded_len();
+    (bytes, header_len)
+}
+
+/// Rewrites both checksums of a format-3 file whose header is `header_len` bytes.
+fn fix_crcs_v3(bytes: &mut [u8], header_len: usize) {
+    let crc_at = header_len - 4;
+    let crc = crc32fast::hash(&bytes[..crc_at]);
+    bytes[crc_at..header_len].copy_from_slice(&crc.to_le_bytes());
+    let end = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..end]);
+    bytes[end..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Offset of format 3's varints in the sample: its four layers differ, so four runs.
+const SAMPLE_V3_VARINTS: usize = 22 + 4 * 4;
+
+#[test]
+fn format3_every_single_bit_flip_is_caught() {
+    assert_every_bit_flip_is_caught(&sample_v3_bytes().0);
+}
+
+#[test]
+fn format3_every_cut_is_a_truncated_header_a_prefix_or_a_clear_error() {
+    let (bytes, header_len) = sample_v3_bytes();
+    let full = read_file(&bytes).unwrap();
+    for len in 5..header_len {
+        let err = read_file(&bytes[..len]).unwrap_err();
+        assert!(
+            matches!(err, Error::TruncatedHeader { .. }),
+            "len {len}: {err}"
+        );
+    }
+    let mut seen_complete = Vec::new();
+    for len in header_len..bytes.len() {
+        match read_file(&bytes[..len]) {
+            Ok(file) => {
+                let t = file.truncation.expect("shorter file is truncated");
+                assert_eq!(file.layers, full.layers[..t.complete]);
+                seen_complete.push(t.complete);
+            }
+            Err(err) => assert!(matches!(err, Error::NoCompleteLayer { .. }), "{err}"),
+        }
+    }
+    assert!(seen_complete.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(seen_complete.last(), Some(&4));
+}
+
+#[test]
+fn format3_moved_segment_boundary_is_rejected() {
+    let (mut bytes, header_len) = sample_v3_bytes();
+    let at = SAMPLE_V3_VARINTS;
+    assert!(bytes[at] < 0x7F && bytes[at + 1] > 0 && bytes[at + 1] < 0x80);
+    bytes[at] += 1;
+    bytes[at + 1] -= 1;
+    fix_crcs_v3(&mut bytes, header_len);
     assert!(matches!(
-        read_file(&bomb(2)).unwrap_err(),
-        Error::InvalidIndexGroup { layer: 0 }
+        read_file(&bytes).unwrap_err(),
+        Error::InvalidIndexGroup { .. }
     ));
+}
+
+/// The sample with `edit` applied to its header (which may change its length), both
+/// checksums made right again: what the reader says of it.
+fn with_v3_header_edit(edit: impl FnOnce(&mut Vec<u8>)) -> Error {
+    let (bytes, header_len) = sample_v3_bytes();
+    let mut header = bytes[..header_len - 4].to_vec();
+    edit(&mut header);
+    let new_len = header.len() + 4;
+    header.extend_from_slice(&[0; 4]);
+    header.extend_from_slice(&bytes[header_len..]);
+    fix_crcs_v3(&mut header, new_len);
+    read_file(&header).unwrap_err()
+}
+
+#[test]
+fn format3_header_rules_are_enforced() {
+    let field = |err: Error| match err {
+        Error::InvalidField { field, .. } => field,
+        other => panic!("{other}"),
+    };
+    // A varint with a needless continuation byte.
+    let err = with_v3_header_edit(|h| {
+        h[SAMPLE_V3_VARINTS] |= 0x80;
+        h.insert(SAMPLE_V3_VARINTS + 1, 0);
+    });
+    assert_eq!(field(err), "segment lengths");
+    // Runs that cover one layer more than the count.
+    let err = with_v3_header_edit(|h| h[22] += 1);
+    assert_eq!(field(err), "layers in runs");
+    // Two equal runs in a row: the second run made a copy of the first.
+    let err = with_v3_header_edit(|h| {
+        h[21] += 1;
+        h[20] += 1;
+        let run: Vec<u8> = h[22..26].to_vec();
+        h.splice(26..26, run);
+        h.insert(SAMPLE_V3_VARINTS + 4, 5);
+    });
+    assert_eq!(field(err), "run");
+    // A run of no layers.
+    let err = with_v3_header_edit(|h| h[22] = 0);
+    assert_eq!(field(err), "run length");
+    // A nonzero reserved flag bit.
+    let err = with_v3_header_edit(|h| h[5] = 0x02);
+    assert_eq!(field(err), "flags");
+    // A varint of six bytes.
+    let err = with_v3_header_edit(|h| {
+        h[SAMPLE_V3_VARINTS] |= 0x80;
+        h.splice(
+            SAMPLE_V3_VARINTS + 1..SAMPLE_V3_VARINTS + 1,
+            [0x80, 0x80, 0x80, 0x80, 0x00],
+        );
+    });
+    assert_eq!(field(err), "segment length");
 }

@@ -1,8 +1,24 @@
-//! codec-spec.md §11: the worked examples of both formats, byte for byte.
+//! codec-spec.md §11: the worked examples of every format, byte for byte.
 
 use ddn::bitstream::{read_file, write_file, Header, LayerSpec, ModelId, Truncation};
 
-/// §11.1, format 2.
+/// §11.1, format 3 (derived from the spec by a separate program).
+const EXAMPLE3: [u8; 42] = [
+    0x89, 0x44, 0x44, 0x4E, // magic
+    0x03, 0x00, // version 3, flags
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, // model id
+    0x03, 0x00, 0x02, 0x00, 0x02, 0x00, // width, height, tile
+    0x02, 0x02, // layer count, run count
+    0x01, 0x03, 0x00, 0x01, // run 0: 1 layer, K 3, s 1 + 16·c 0
+    0x01, 0x04, 0x00, 0x10, // run 1: 1 layer, K 4, s 0 + 16·c 1
+    0x01, 0x01, // segment lengths 1 and 1
+    0x47, 0x9E, 0x25, 0xEE, // header CRC
+    0x51, // layer 0's segment
+    0x70, // layer 1's segment
+    0x8A, 0xBC, 0x67, 0x42, // trailer CRC
+];
+
+/// §11.2, format 2.
 const EXAMPLE2: [u8; 58] = [
     0x89, 0x44, 0x44, 0x4E, // magic
     0x02, 0x00, 0x00, 0x00, // version 2, flags, reserved
@@ -17,7 +33,7 @@ const EXAMPLE2: [u8; 58] = [
     0x29, 0x96, 0x93, 0x10, // trailer CRC
 ];
 
-/// §11.2, format 1.
+/// §11.3, format 1.
 const EXAMPLE: [u8; 41] = [
     0x89, 0x44, 0x44, 0x4E, // magic
     0x01, 0x00, 0x00, 0x00, // version, flags, reserved
@@ -55,8 +71,39 @@ fn example_header_of(version: u8) -> Header {
                 cell_log2: 1,
             },
         ],
-        segments: if version == 1 { vec![] } else { vec![5, 5] },
+        segments: match version {
+            1 => vec![],
+            2 => vec![5, 5],
+            _ => vec![1, 1],
+        },
     }
+}
+
+#[test]
+fn format3_writer_produces_the_spec_bytes() {
+    let mut header = example_header_of(3);
+    header.segments.clear();
+    let bytes = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    assert_eq!(bytes, EXAMPLE3);
+    assert_eq!(header.encoded_len(), 22 + 8 + 4, "no segment lengths yet");
+}
+
+#[test]
+fn format3_reader_recovers_the_spec_symbols() {
+    let file = read_file(&EXAMPLE3).unwrap();
+    assert_eq!(file.header, example_header_of(3));
+    assert_eq!(file.header.encoded_len(), 36);
+    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
+    // Cutting the second segment leaves the first layer.
+    let cut = read_file(&EXAMPLE3[..37]).unwrap();
+    assert_eq!(cut.layers, vec![vec![2, 3]]);
+    assert_eq!(
+        cut.truncation,
+        Some(Truncation {
+            complete: 1,
+            coded: 2
+        })
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 use ddn::bitstream::geometry::tiles;
 use ddn::bitstream::header::granule;
+use ddn::bitstream::range_coder::Framing;
 use ddn::bitstream::symbols::{decode_layer, encode_layer};
 use ddn::bitstream::LayerSpec;
 use libfuzzer_sys::fuzz_target;
@@ -28,19 +29,21 @@ fuzz_target!(|data: &[u8]| {
     let g = granule(&[first, second]);
     let tile = g * (1 + (geometry[5] as u32 >> 6));
     let tiles = tiles(width, height, tile, g);
+    // Formats 3 and 2.
+    let framing = if geometry[1] & 2 == 0 { Framing::Trimmed } else { Framing::Whole };
     let split = rest.len() / 2;
     let (seg0, seg1) = rest.split_at(split);
-    let Ok(symbols0) = decode_layer(seg0, &first, None, &tiles, 0) else {
+    let Ok(symbols0) = decode_layer(seg0, &first, None, &tiles, 0, framing) else {
         return;
     };
-    let again = encode_layer(&symbols0, &first, None, &tiles);
-    let reread = decode_layer(&again, &first, None, &tiles, 0).expect("its own coding reads");
+    let again = encode_layer(&symbols0, &first, None, &tiles, framing);
+    let reread = decode_layer(&again, &first, None, &tiles, 0, framing).expect("its own coding reads");
     assert_eq!(reread, symbols0);
-    let Ok(symbols1) = decode_layer(seg1, &second, Some((first, &symbols0)), &tiles, 1) else {
+    let Ok(symbols1) = decode_layer(seg1, &second, Some((first, &symbols0)), &tiles, 1, framing) else {
         return;
     };
-    let again = encode_layer(&symbols1, &second, Some((first, &symbols0)), &tiles);
-    let reread = decode_layer(&again, &second, Some((first, &symbols0)), &tiles, 1)
+    let again = encode_layer(&symbols1, &second, Some((first, &symbols0)), &tiles, framing);
+    let reread = decode_layer(&again, &second, Some((first, &symbols0)), &tiles, 1, framing)
         .expect("its own coding reads");
     assert_eq!(reread, symbols1);
 });

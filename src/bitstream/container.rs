@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 
 use super::header::{u32_at, Header, FORMAT_V1};
 use super::packer::{pack_indices, packed_bits, unpack_indices, Bits, BitsRef};
-use super::symbols::{decode_layer, encode_layer, MAX_SYMBOLS_PER_BYTE};
+use super::symbols::{decode_layer, encode_layer, most_symbols};
 
 /// A file whose payload ended early (§9 step 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,13 +21,13 @@ pub struct Truncation {
 pub struct DdnFile {
     pub header: Header,
     /// `layers[l]` is layer `l`'s symbol sequence in §7.1 order: candidate indices below
-    /// `K`, and in format 2 also `K`, keep.
+    /// `K`, and in formats 2 and 3 also `K`, keep.
     pub layers: Vec<Vec<u32>>,
     pub truncation: Option<Truncation>,
 }
 
-/// The payload bits of every coded layer: format 1's `bits_l`, format 2's segment
-/// lengths times 8.
+/// The payload bits of every coded layer: format 1's `bits_l`, the segment
+/// lengths of formats 2 and 3 times 8.
 pub fn layer_bits(header: &Header) -> Vec<u64> {
     if header.version != FORMAT_V1 {
         return header.segments.iter().map(|&b| 8 * b as u64).collect();
@@ -41,7 +41,7 @@ pub fn layer_bits(header: &Header) -> Vec<u64> {
 }
 
 /// Writes a complete file (§10) in the header's format. `layers` must hold one symbol
-/// sequence per coded layer; format 2 fills in the header's segment lengths.
+/// sequence per coded layer; formats 2 and 3 fill in the header's segment lengths.
 pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
     check_layers(header, layers)?;
     let payload = if header.version == FORMAT_V1 {
@@ -64,13 +64,19 @@ pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// §7.4 (format 2): one range-coded segment per layer.
+/// §7.4 (formats 2 and 3): one range-coded segment per layer.
 fn encode_segments(header: &Header, layers: &[Vec<u32>]) -> Vec<Vec<u8>> {
     let tiles = header.tiles();
     (0..layers.len())
         .map(|l| {
             let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
-            encode_layer(&layers[l], &header.layers[l], prev, &tiles)
+            encode_layer(
+                &layers[l],
+                &header.layers[l],
+                prev,
+                &tiles,
+                header.framing(),
+            )
         })
         .collect()
 }
@@ -153,7 +159,7 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
     })
 }
 
-/// §7.4 (format 2): the symbols of the first `complete` layers.
+/// §7.4 (formats 2 and 3): the symbols of the first `complete` layers.
 fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<Vec<Vec<u32>>> {
     // Before anything is allocated per tile or per cell: no segment can hold more symbols
     // than its bytes allow (§7.4).
@@ -163,7 +169,7 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
         .zip(&header.segments)
         .enumerate()
     {
-        if l < complete && cells > MAX_SYMBOLS_PER_BYTE * len as u64 {
+        if l < complete && cells > most_symbols(len as u64, header.framing()) {
             return Err(Error::InvalidIndexGroup { layer: l });
         }
     }
@@ -174,10 +180,11 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
         let end = start + header.segments[l] as usize;
         let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
         let segment = &payload[start..end];
-        let symbols = decode_layer(segment, &header.layers[l], prev, &tiles, l)?;
+        let framing = header.framing();
+        let symbols = decode_layer(segment, &header.layers[l], prev, &tiles, l, framing)?;
         // Only the writer's own bytes are accepted, so every file is canonical and a
         // damaged segment in a truncated file (no trailer CRC) is still likely caught.
-        if encode_layer(&symbols, &header.layers[l], prev, &tiles) != segment {
+        if encode_layer(&symbols, &header.layers[l], prev, &tiles, framing) != segment {
             return Err(Error::InvalidIndexGroup { layer: l });
         }
         layers.push(symbols);

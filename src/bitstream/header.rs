@@ -1,6 +1,7 @@
 //! §2–§5 of codec-spec.md: the header's fields, their ranges, and how they are read and
 //! written.
 
+use super::range_coder::Framing;
 use crate::error::{Error, Result};
 use crate::schedule::check_field as check;
 pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
@@ -8,11 +9,18 @@ pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
+/// Format 2 (Annex B): the same symbols and coder, a longer header and whole segments.
+/// Still read and written.
+pub const FORMAT_V2: u8 = 2;
 /// The first format: fixed-length indices, no keep symbol. Still read and written.
 pub const FORMAT_V1: u8 = 1;
-/// Bytes before the layer schedule.
+/// Bytes before the layer schedule in formats 1 and 2 (Annex A, B).
 pub const FIXED_HEADER_LEN: usize = 24;
+/// Bytes before the schedule's runs in format 3 (§2.2).
+const FIXED_HEADER_LEN_V3: usize = 22;
+/// The longest varint (§2.1): 5 bytes hold 35 bits, enough for any `u32`.
+const MAX_VARINT_LEN: usize = 5;
 pub const MAX_SIDE: u32 = 65_535;
 pub const MAX_PIXELS: u64 = 256 * 1024 * 1024;
 pub const MAX_TILE: u32 = 4096;
@@ -21,7 +29,7 @@ const FLAG_GREY: u8 = 0x01;
 /// The decoded header of a `.ddn` file (§2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// §2.2: 1 or 2.
+    /// §2.2: 1, 2 or 3.
     pub version: u8,
     /// §6: the source was greyscale.
     pub grey: bool,
@@ -31,7 +39,8 @@ pub struct Header {
     pub tile: u32,
     /// The coded layers, the model's first `layers.len()`.
     pub layers: Vec<LayerSpec>,
-    /// Format 2: the byte length of every layer's segment (§4, §7). Empty in format 1.
+    /// Formats 2 and 3: the byte length of every layer's segment (§4, §7). Empty in
+    /// format 1.
     pub segments: Vec<u32>,
 }
 
@@ -46,13 +55,27 @@ pub fn validate_image_size(width: u64, height: u64) -> Result<()> {
 }
 
 impl Header {
-    /// Bytes the header takes with `n` layers (§1).
+    /// Bytes a format-1 or format-2 header takes with `n` layers (Annex A, B).
     pub fn encoded_len_for(version: u8, n: usize) -> usize {
         FIXED_HEADER_LEN + entry_len(version) * n + 4
     }
 
+    /// Bytes the header takes (in format 3, with its segment lengths as they are).
     pub fn encoded_len(&self) -> usize {
-        Self::encoded_len_for(self.version, self.layers.len())
+        if self.version != FORMAT_VERSION {
+            return Self::encoded_len_for(self.version, self.layers.len());
+        }
+        let varints: usize = self.segments.iter().map(|&s| varint_len(s)).sum();
+        FIXED_HEADER_LEN_V3 + 4 * runs(&self.layers).len() + varints + 4
+    }
+
+    /// How the payload's segments hold their coder's bytes (§7.2).
+    pub fn framing(&self) -> Framing {
+        if self.version == FORMAT_VERSION {
+            Framing::Trimmed
+        } else {
+            Framing::Whole
+        }
     }
 
     /// Checks every range of §2.2, §4 and §5.
@@ -71,7 +94,7 @@ impl Header {
             "segment count",
             self.segments.len() as u64,
             self.segments.len() == segments_expected,
-            "one per layer in format 2, none in format 1",
+            "one per layer in formats 2 and 3, none in format 1",
         )?;
         let g = granule(&self.layers);
         check(
@@ -85,6 +108,9 @@ impl Header {
     /// Serialises the header, its CRC included.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.validate()?;
+        if self.version == FORMAT_VERSION {
+            return Ok(self.to_bytes_v3());
+        }
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&MAGIC);
         out.push(self.version);
@@ -109,6 +135,33 @@ impl Header {
         Ok(out)
     }
 
+    /// §2.2 and §4 of format 3: fixed fields, runs, varints, CRC.
+    fn to_bytes_v3(&self) -> Vec<u8> {
+        let runs = runs(&self.layers);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.push(self.version);
+        out.push(if self.grey { FLAG_GREY } else { 0 });
+        out.extend_from_slice(&self.model_id.0);
+        for v in [self.width, self.height, self.tile] {
+            out.extend_from_slice(&(v as u16).to_le_bytes());
+        }
+        // Both fit a byte: validate() holds n ≤ 255, and there are at most n runs.
+        out.push(self.layers.len() as u8);
+        out.push(runs.len() as u8);
+        for (count, layer) in runs {
+            out.push(count as u8);
+            out.extend_from_slice(&(layer.k as u16).to_le_bytes());
+            out.push(layer.scale_log2 + 16 * layer.cell_log2);
+        }
+        for &len in &self.segments {
+            write_varint(&mut out, len);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
     /// Parses and validates a header at the start of `bytes` (§9 steps 1–5).
     /// Returns the header and its length in bytes.
     pub fn parse(bytes: &[u8]) -> Result<(Header, usize)> {
@@ -120,11 +173,14 @@ impl Header {
         }
         need(bytes, 5)?;
         let version = bytes[4];
-        if version != FORMAT_V1 && version != FORMAT_VERSION {
+        if !(FORMAT_V1..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 version,
                 newest: FORMAT_VERSION,
             });
+        }
+        if version == FORMAT_VERSION {
+            return Self::parse_v3(bytes);
         }
         need(bytes, FIXED_HEADER_LEN)?;
         let n = bytes[22] as usize;
@@ -171,6 +227,149 @@ impl Header {
         header.validate()?;
         Ok((header, len))
     }
+}
+
+impl Header {
+    /// §9 steps 3–5 for format 3.
+    fn parse_v3(bytes: &[u8]) -> Result<(Header, usize)> {
+        need(bytes, FIXED_HEADER_LEN_V3)?;
+        let (n, run_count) = (bytes[20] as usize, bytes[21] as usize);
+        let varints_at = FIXED_HEADER_LEN_V3 + 4 * run_count;
+        need(bytes, varints_at)?;
+        let mut at = varints_at;
+        let mut segments = Vec::with_capacity(n);
+        let mut minimal = true;
+        for _ in 0..n {
+            let (value, len) = read_varint(bytes, at)?;
+            minimal &= len == varint_len(value);
+            segments.push(value);
+            at += len;
+        }
+        need(bytes, at + 4)?;
+        let stored = u32_at(bytes, at);
+        let computed = crc32fast::hash(&bytes[..at]);
+        if stored != computed {
+            return Err(Error::HeaderChecksum { stored, computed });
+        }
+        let flags = bytes[5];
+        check(
+            "flags",
+            flags as u64,
+            flags & !FLAG_GREY == 0,
+            "reserved bits 0",
+        )?;
+        check(
+            "layer count",
+            n as u64,
+            (1..=MAX_LAYERS).contains(&n),
+            "1..=255",
+        )?;
+        check(
+            "run count",
+            run_count as u64,
+            (1..=n).contains(&run_count),
+            "1 ..= the layer count",
+        )?;
+        let layers = expand_runs(&bytes[FIXED_HEADER_LEN_V3..varints_at], n)?;
+        check("segment lengths", n as u64, minimal, "minimal varints")?;
+        let header = Header {
+            version: FORMAT_VERSION,
+            grey: flags & FLAG_GREY != 0,
+            model_id: ModelId(bytes[6..14].try_into().expect("8-byte slice")),
+            width: u16_at(bytes, 14) as u32,
+            height: u16_at(bytes, 16) as u32,
+            tile: u16_at(bytes, 18) as u32,
+            layers,
+            segments,
+        };
+        header.validate()?;
+        Ok((header, at + 4))
+    }
+}
+
+/// The schedule as runs of equal consecutive layers: (layers in the run, the layer). A
+/// run fits its one-byte count because a file has at most 255 layers.
+fn runs(layers: &[LayerSpec]) -> Vec<(usize, LayerSpec)> {
+    let mut runs: Vec<(usize, LayerSpec)> = Vec::new();
+    for layer in layers {
+        match runs.last_mut() {
+            Some((count, last)) if last == layer => *count += 1,
+            _ => runs.push((1, *layer)),
+        }
+    }
+    runs
+}
+
+/// Format 3's runs (4 bytes each) back into `n` layers: each run holds at least one
+/// layer, consecutive runs differ and the counts add up to `n` (§4).
+fn expand_runs(runs: &[u8], n: usize) -> Result<Vec<LayerSpec>> {
+    let mut layers: Vec<LayerSpec> = Vec::with_capacity(n);
+    for run in runs.chunks_exact(4) {
+        let count = run[0] as usize;
+        check("run length", count as u64, count >= 1, "1 ..= 255")?;
+        let layer = LayerSpec {
+            k: u16::from_le_bytes([run[1], run[2]]) as u32,
+            scale_log2: run[3] & 0x0F,
+            cell_log2: run[3] >> 4,
+        };
+        check(
+            "run",
+            layers.len() as u64,
+            layers.last() != Some(&layer),
+            "different from the run before it",
+        )?;
+        layers.extend(std::iter::repeat_n(layer, count));
+        check(
+            "layers in runs",
+            layers.len() as u64,
+            layers.len() <= n,
+            "the layer count",
+        )?;
+    }
+    check(
+        "layers in runs",
+        layers.len() as u64,
+        layers.len() == n,
+        "the layer count",
+    )?;
+    Ok(layers)
+}
+
+/// Bytes of `x` as a minimal LEB128 varint (§2.1).
+fn varint_len(x: u32) -> usize {
+    (32 - x.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut x: u32) {
+    while x >= 0x80 {
+        out.push((x & 0x7F) as u8 | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+/// The varint at `at` and its length in bytes, read byte by byte (§9 step 3).
+fn read_varint(bytes: &[u8], at: usize) -> Result<(u32, usize)> {
+    let mut value = 0u64;
+    for i in 0..MAX_VARINT_LEN {
+        need(bytes, at + i + 1)?;
+        let byte = bytes[at + i];
+        value |= ((byte & 0x7F) as u64) << (7 * i);
+        if byte < 0x80 {
+            check(
+                "segment length",
+                value,
+                value <= u32::MAX as u64,
+                "below 2^32",
+            )?;
+            return Ok((value as u32, i + 1));
+        }
+    }
+    Err(Error::InvalidField {
+        field: "segment length",
+        value,
+        expected: "a varint of at most 5 bytes",
+    })
 }
 
 /// Bytes of one schedule entry: K, scale, cell, and in format 2 the segment length.

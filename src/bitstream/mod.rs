@@ -2,7 +2,7 @@
 //! - [`header`]: §2–§4, fields, ranges, model identity, the layer schedule;
 //! - [`geometry`]: §5, tiles and cells;
 //! - [`packer`]: Annex A (format 1), mixed-radix packing of indices;
-//! - [`range_coder`], [`symbols`]: §7 of format 2, keep flags and indices, range coded;
+//! - [`range_coder`], [`symbols`]: §7 (formats 2 and 3), keep flags and indices, range coded;
 //! - [`container`]: §1, §8, §9, whole files, checksums, truncation.
 
 pub mod container;
@@ -15,5 +15,5 @@ pub mod symbols;
 pub use container::{layer_bits, read_file, write_file, DdnFile, Truncation};
 pub use geometry::Tile;
 pub use header::{
-    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_VERSION, MAGIC,
+    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_VERSION, MAGIC,
 };

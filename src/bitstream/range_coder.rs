@@ -45,6 +45,17 @@ static COST_TABLE: std::sync::LazyLock<Vec<f32>> = std::sync::LazyLock::new(|| {
         .collect()
 });
 
+/// How a segment holds the coder's bytes (codec-spec.md §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Format 2 (Annex B): every byte the coder outputs, `finish` as five shifts.
+    Whole,
+    /// Format 3: `finish` ends on the number with the fewest significant bytes in the final
+    /// interval, and the segment leaves out the first byte (always 0) and the zero bytes
+    /// `finish` ends with, which the decoder reads as zeros.
+    Trimmed,
+}
+
 /// Writes bits into a byte string.
 #[derive(Debug)]
 pub struct RangeEncoder {
@@ -103,17 +114,37 @@ impl RangeEncoder {
         self.low = (self.low & 0x00FF_FFFF) << 8;
     }
 
-    /// Flushes and returns the bytes.
-    pub fn finish(mut self) -> Vec<u8> {
+    /// Flushes and returns the segment's bytes.
+    pub fn finish(mut self, framing: Framing) -> Vec<u8> {
+        if framing == Framing::Whole {
+            for _ in 0..5 {
+                self.shift_low();
+            }
+            return self.out;
+        }
+        // A multiple of 2^32 when one lies in [low, low + range), else of 2^24, of which
+        // one always does (range ≥ 2^24): the bytes below it are zeros.
+        let end = self.low + self.range as u64;
+        let zero_bytes = if round_up(self.low, 32) < end { 4 } else { 3 };
+        self.low = round_up(self.low, 8 * zero_bytes);
         for _ in 0..5 {
             self.shift_low();
         }
+        debug_assert_eq!(self.out[0], 0, "the coder's first byte");
+        self.out.truncate(self.out.len() - zero_bytes as usize);
+        self.out.remove(0);
         self.out
     }
 }
 
-/// Reads bits back. Bytes past the end of the input read as zero; callers check
-/// [`RangeDecoder::consumed`] to reject streams that needed them.
+/// `x` rounded up to a multiple of `2^bits`.
+fn round_up(x: u64, bits: u32) -> u64 {
+    let mask = (1u64 << bits) - 1;
+    (x + mask) & !mask
+}
+
+/// Reads bits back. Bytes past the end of the input read as zero; for format 2 callers
+/// check [`RangeDecoder::consumed`] to reject streams that needed them.
 #[derive(Debug)]
 pub struct RangeDecoder<'a> {
     code: u32,
@@ -123,14 +154,16 @@ pub struct RangeDecoder<'a> {
 }
 
 impl<'a> RangeDecoder<'a> {
-    pub fn new(input: &'a [u8]) -> Self {
+    pub fn new(input: &'a [u8], framing: Framing) -> Self {
         let mut d = RangeDecoder {
             code: 0,
             range: u32::MAX,
             input,
             pos: 0,
         };
-        for _ in 0..5 {
+        // Format 2's first byte is the coder's leading 0, which format 3 leaves out.
+        let first = if framing == Framing::Whole { 5 } else { 4 };
+        for _ in 0..first {
             d.code = (d.code << 8) | d.next_byte() as u32;
         }
         d
@@ -181,15 +214,60 @@ mod tests {
         for (i, &b) in bits.iter().enumerate() {
             enc.encode(&mut models[i / 10_000], b);
         }
-        let bytes = enc.finish();
+        let bytes = enc.finish(Framing::Whole);
         // 10,000 bits at p = 0.05 carry 2,864 bits of information and 10,000 fair ones
         // 10,000: 1,608 bytes in all. Adaptation may cost a few per cent.
         assert!(bytes.len() < 1_660, "{} bytes", bytes.len());
         let mut models = [BitModel::default(); 2];
-        let mut dec = RangeDecoder::new(&bytes);
+        let mut dec = RangeDecoder::new(&bytes, Framing::Whole);
         for (i, &b) in bits.iter().enumerate() {
             assert_eq!(dec.decode(&mut models[i / 10_000]), b, "bit {i}");
         }
         assert_eq!(dec.consumed(), bytes.len());
+    }
+
+    /// Codes `bits` (each with its model) in both framings.
+    fn both_framings(bits: &[(usize, bool)]) -> [Vec<u8>; 2] {
+        [Framing::Whole, Framing::Trimmed].map(|framing| {
+            let mut models = [BitModel::default(); 3];
+            let mut enc = RangeEncoder::new();
+            bits.iter()
+                .for_each(|&(m, b)| enc.encode(&mut models[m], b));
+            enc.finish(framing)
+        })
+    }
+
+    #[test]
+    fn trimmed_segments_decode_the_same_bits_from_4_to_5_fewer_bytes() {
+        let mut rng = Rng::new(11);
+        for trial in 0..2_000 {
+            let n = 1 + rng.below(300) as usize;
+            let p_one = [0.01, 0.2, 0.5, 0.97][trial % 4];
+            let bits: Vec<(usize, bool)> = (0..n)
+                .map(|_| (rng.below(3) as usize, rng.uniform() < p_one))
+                .collect();
+            let [whole, trimmed] = both_framings(&bits);
+            let saved = whole.len() - trimmed.len();
+            assert!(
+                (4..=5).contains(&saved),
+                "trial {trial}: {saved} bytes fewer"
+            );
+            // The same coder output between the first byte and the flushed zeros.
+            assert_eq!(whole[0], 0);
+            let mut models = [BitModel::default(); 3];
+            let mut dec = RangeDecoder::new(&trimmed, Framing::Trimmed);
+            for (i, &(m, b)) in bits.iter().enumerate() {
+                assert_eq!(dec.decode(&mut models[m]), b, "trial {trial}, bit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_few_zeros_trim_to_an_empty_segment() {
+        // Three 0 bits at p = 1/2 leave low = 0 and range = 2^29: nothing is output
+        // before `finish`, which ends on 0.
+        let [whole, trimmed] = both_framings(&[(0, false), (1, false), (0, false)]);
+        assert_eq!(whole, [0, 0, 0, 0, 0]);
+        assert!(trimmed.is_empty());
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 use super::geometry::Tile;
 use super::header::LayerSpec;
-use super::range_coder::{BitModel, RangeDecoder, RangeEncoder};
+use super::range_coder::{BitModel, Framing, RangeDecoder, RangeEncoder};
 
 /// Keep contexts: 0–2 kept neighbours (left, above), times whether the previous layer kept
 /// the cell under this one's top-left pixel.
@@ -230,12 +230,20 @@ pub fn scan_tile(
     Some(())
 }
 
+/// The most symbols a segment of `len` bytes can hold (§7.4): a format-3 segment leaves
+/// out up to 5 of its coder's bytes.
+pub fn most_symbols(len: u64, framing: Framing) -> u64 {
+    let left_out = if framing == Framing::Trimmed { 5 } else { 0 };
+    MAX_SYMBOLS_PER_BYTE * (len + left_out)
+}
+
 /// Codes one layer's symbols (§7.1 order) into its segment.
 pub fn encode_layer(
     symbols: &[u32],
     layer: &LayerSpec,
     prev: Option<(LayerSpec, &[u32])>,
     tiles: &[Tile],
+    framing: Framing,
 ) -> Vec<u8> {
     let mut model = LayerModel::new(layer.k);
     let mut enc = RangeEncoder::new();
@@ -254,7 +262,7 @@ pub fn encode_layer(
             },
         );
     }
-    enc.finish()
+    enc.finish(framing)
 }
 
 /// Reads one layer's symbols back from its segment.
@@ -264,17 +272,20 @@ pub fn decode_layer(
     prev: Option<(LayerSpec, &[u32])>,
     tiles: &[Tile],
     index: usize,
+    framing: Framing,
 ) -> Result<Vec<u32>> {
     let mut model = LayerModel::new(layer.k);
-    let mut dec = RangeDecoder::new(segment);
+    let mut dec = RangeDecoder::new(segment, framing);
     let grids = layer_tiles(tiles, layer, prev);
     let total: usize = grids.iter().map(|(g, _)| g.len()).sum();
-    let mut symbols = Vec::with_capacity(total.min(segment.len() * MAX_SYMBOLS_PER_BYTE as usize));
+    let most = most_symbols(segment.len() as u64, framing);
+    let mut symbols = Vec::with_capacity(total.min(most as usize));
     for (grid, prev_tile) in grids {
         scan_tile(grid, layer.k, prev_tile.as_ref(), &mut symbols, |_, ctx| {
             let symbol = model.decode(&mut dec, ctx)?;
-            // A canonical segment is read exactly to its end, never past it.
-            (dec.consumed() <= segment.len()).then_some(symbol)
+            // A format-2 segment is read exactly to its end, never past it; a format-3
+            // one leaves its last zeros to be read past its end.
+            (framing == Framing::Trimmed || dec.consumed() <= segment.len()).then_some(symbol)
         })
         .ok_or(Error::InvalidIndexGroup { layer: index })?;
     }
