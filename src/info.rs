@@ -15,7 +15,7 @@ pub struct LayerInfo {
     pub cells: u64,
     pub bits: u64,
     pub present: bool,
-    /// Cells that kept the previous image (format 2, layers present).
+    /// Cells that kept the previous image (formats 2 and 3, layers present).
     pub kept: Option<u64>,
 }
 

@@ -1,4 +1,4 @@
-//! §7.2 (format 2): the binary adaptive range coder that carries each layer's symbols.
+//! §7.2 (formats 2 and 3): the binary adaptive range coder that carries each layer's symbols.
 //!
 //! All arithmetic is on integers, so an encoder and a decoder on any machine agree bit for
 //! bit; only the network's pixels are floating point.

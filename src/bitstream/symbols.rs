@@ -1,4 +1,4 @@
-//! §7.1, §7.3 (format 2): a layer's symbols and their contexts.
+//! §7.1, §7.3 (formats 2 and 3): a layer's symbols and their contexts.
 //!
 //! Every cell codes one symbol `s`, `0 ≤ s ≤ K`: a candidate index below `K`, or `K`
 //! itself, *keep*, which leaves the cell as it was. A symbol is a keep flag, coded with a
