@@ -82,12 +82,7 @@ impl Header {
     pub fn validate(&self) -> Result<()> {
         validate_image_size(self.width as u64, self.height as u64)?;
         let n = self.layers.len();
-        check(
-            "layer count",
-            n as u64,
-            (1..=MAX_LAYERS).contains(&n),
-            "1..=255",
-        )?;
+        check_layer_count(n)?;
         self.layers.iter().try_for_each(LayerSpec::validate)?;
         let segments_expected = if self.version == FORMAT_V1 { 0 } else { n };
         check(
@@ -186,18 +181,7 @@ impl Header {
         let n = bytes[22] as usize;
         let len = Self::encoded_len_for(version, n);
         need(bytes, len)?;
-        let stored = u32_at(bytes, len - 4);
-        let computed = crc32fast::hash(&bytes[..len - 4]);
-        if stored != computed {
-            return Err(Error::HeaderChecksum { stored, computed });
-        }
-        let flags = bytes[5];
-        check(
-            "flags",
-            flags as u64,
-            flags & !FLAG_GREY == 0,
-            "reserved bits 0",
-        )?;
+        let flags = checked_flags(bytes, len - 4)?;
         let reserved = u16_at(bytes, 6) as u64;
         check("reserved bytes 6-7", reserved, reserved == 0, "0")?;
         let reserved = bytes[23] as u64;
@@ -214,17 +198,7 @@ impl Header {
             FORMAT_V1 => Vec::new(),
             _ => (0..n).map(|l| u32_at(bytes, entry(l) + 4)).collect(),
         };
-        let header = Header {
-            version,
-            grey: flags & FLAG_GREY != 0,
-            model_id: ModelId(bytes[8..16].try_into().expect("8-byte slice")),
-            width: u16_at(bytes, 16) as u32,
-            height: u16_at(bytes, 18) as u32,
-            tile: u16_at(bytes, 20) as u32,
-            layers,
-            segments,
-        };
-        header.validate()?;
+        let header = Header::assemble(version, flags, &bytes[8..22], layers, segments)?;
         Ok((header, len))
     }
 }
@@ -246,24 +220,8 @@ impl Header {
             at += len;
         }
         need(bytes, at + 4)?;
-        let stored = u32_at(bytes, at);
-        let computed = crc32fast::hash(&bytes[..at]);
-        if stored != computed {
-            return Err(Error::HeaderChecksum { stored, computed });
-        }
-        let flags = bytes[5];
-        check(
-            "flags",
-            flags as u64,
-            flags & !FLAG_GREY == 0,
-            "reserved bits 0",
-        )?;
-        check(
-            "layer count",
-            n as u64,
-            (1..=MAX_LAYERS).contains(&n),
-            "1..=255",
-        )?;
+        let flags = checked_flags(bytes, at)?;
+        check_layer_count(n)?;
         check(
             "run count",
             run_count as u64,
@@ -272,19 +230,59 @@ impl Header {
         )?;
         let layers = expand_runs(&bytes[FIXED_HEADER_LEN_V3..varints_at], n)?;
         check("segment lengths", n as u64, minimal, "minimal varints")?;
+        let header = Header::assemble(FORMAT_VERSION, flags, &bytes[6..20], layers, segments)?;
+        Ok((header, at + 4))
+    }
+
+    /// A validated header from its parsed parts; `ids` holds the model id, width, height
+    /// and tile size as every format lays them out, 14 bytes.
+    fn assemble(
+        version: u8,
+        flags: u8,
+        ids: &[u8],
+        layers: Vec<LayerSpec>,
+        segments: Vec<u32>,
+    ) -> Result<Header> {
         let header = Header {
-            version: FORMAT_VERSION,
+            version,
             grey: flags & FLAG_GREY != 0,
-            model_id: ModelId(bytes[6..14].try_into().expect("8-byte slice")),
-            width: u16_at(bytes, 14) as u32,
-            height: u16_at(bytes, 16) as u32,
-            tile: u16_at(bytes, 18) as u32,
+            model_id: ModelId(ids[..8].try_into().expect("8-byte slice")),
+            width: u16_at(ids, 8) as u32,
+            height: u16_at(ids, 10) as u32,
+            tile: u16_at(ids, 12) as u32,
             layers,
             segments,
         };
         header.validate()?;
-        Ok((header, at + 4))
+        Ok(header)
     }
+}
+
+fn check_layer_count(n: usize) -> Result<()> {
+    check(
+        "layer count",
+        n as u64,
+        (1..=MAX_LAYERS).contains(&n),
+        "1..=255",
+    )
+}
+
+/// §9 steps 4 and 5's first check: the header CRC stored at `crc_at` matches the bytes
+/// before it, and the flags' reserved bits are 0. Returns the flags.
+fn checked_flags(bytes: &[u8], crc_at: usize) -> Result<u8> {
+    let stored = u32_at(bytes, crc_at);
+    let computed = crc32fast::hash(&bytes[..crc_at]);
+    if stored != computed {
+        return Err(Error::HeaderChecksum { stored, computed });
+    }
+    let flags = bytes[5];
+    check(
+        "flags",
+        flags as u64,
+        flags & !FLAG_GREY == 0,
+        "reserved bits 0",
+    )?;
+    Ok(flags)
 }
 
 /// The schedule as runs of equal consecutive layers: (layers in the run, the layer). A
