@@ -248,3 +248,27 @@ fn bad_training_trade_offs_fail_cleanly_before_any_step() {
     assert_clean_failure(&train(&["--plain-share", "0.3"]), "--keep-lambda");
     assert!(sb.extra_files().is_empty(), "{:?}", sb.extra_files());
 }
+
+#[test]
+fn tune_takes_psnr_or_ssim_and_nothing_else() {
+    let sb = Sandbox::new();
+    for tune in ["psnr", "ssim"] {
+        let out = sb.ddn(&[
+            "compress", "img.png", "--lambda", "500", "--tune", tune, "-f",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let back = sb.ddn(&["decompress", "img.ddn", "-o", "back.png", "-f"]);
+        assert!(back.status.success());
+    }
+    let out = sb.ddn(&["compress", "img.png", "--tune", "vmaf", "-f"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("ddn: error:") && err.lines().count() == 1,
+        "{err}"
+    );
+}

@@ -21,6 +21,7 @@ fn layers(n: usize) -> EncodeOptions {
     EncodeOptions {
         rate: Rate::Layers(n),
         tile: 16,
+        ..EncodeOptions::default()
     }
 }
 
@@ -76,7 +77,11 @@ fn bpp_target_gives_the_largest_file_that_fits() {
     // Large enough that the file size moves smoothly with λ.
     let src = source(128, 128);
     let pixels = 128.0 * 128.0;
-    let rate = |rate| EncodeOptions { rate, tile: 32 };
+    let rate = |rate| EncodeOptions {
+        rate,
+        tile: 32,
+        ..EncodeOptions::default()
+    };
     let best = encode(&model, &src, rate(Rate::Lambda(0.0))).unwrap().len();
     for fraction in [0.3, 0.5, 0.8] {
         let budget = (best as f64 * fraction).floor();
@@ -110,6 +115,7 @@ fn a_larger_lambda_gives_a_smaller_file() {
             let opts = EncodeOptions {
                 rate: Rate::Lambda(l),
                 tile: 16,
+                ..EncodeOptions::default()
             };
             encode(&model, &src, opts).unwrap().len()
         })
@@ -124,6 +130,7 @@ fn a_larger_lambda_gives_a_smaller_file() {
             EncodeOptions {
                 rate: Rate::Lambda(1e12),
                 tile: 16,
+                ..EncodeOptions::default()
             },
         )
         .unwrap(),

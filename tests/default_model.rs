@@ -32,3 +32,42 @@ fn built_in_model_codes_a_sample_photo() {
     // candidate) when it shipped; v5 gave 42.3 dB, v4 42.2 dB.
     assert!(last > 41.5, "{last}");
 }
+
+#[test]
+fn tuning_for_ssim_gives_the_coarse_levels_more_of_the_rate() {
+    use ddn::bitstream::{layer_bits, read_file};
+    use ddn::codec::Tune;
+    let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.png");
+    let source = SourceImage {
+        rgb: image::open(path).unwrap().to_rgb8(),
+        grey: false,
+        had_alpha: false,
+    };
+    // Bits in the layers below full resolution, and in all, at one λ.
+    let bits = |tune| {
+        let opts = EncodeOptions {
+            rate: Rate::Lambda(2_000.0),
+            tune,
+            ..EncodeOptions::default()
+        };
+        let file = read_file(&encode(&model, &source, opts).unwrap()).unwrap();
+        let per_layer = layer_bits(&file.header);
+        let coarse: u64 = (file.header.layers.iter().zip(&per_layer))
+            .filter(|(spec, _)| spec.scale_log2 > 0)
+            .map(|(_, bits)| bits)
+            .sum();
+        (coarse, per_layer.iter().sum::<u64>())
+    };
+    let (psnr_coarse, psnr_all) = bits(Tune::Psnr);
+    let (ssim_coarse, ssim_all) = bits(Tune::Ssim);
+    assert!(
+        ssim_coarse > psnr_coarse,
+        "{ssim_coarse} vs {psnr_coarse} bits"
+    );
+    // Cheaper bits in the coarse levels make a larger file at the same λ.
+    assert!(ssim_all > psnr_all, "{ssim_all} vs {psnr_all} bits");
+    assert_eq!(Tune::Psnr.lambda_factor(3), 1.0);
+    assert_eq!(Tune::Ssim.lambda_factor(0), 1.0);
+    assert!((Tune::Ssim.lambda_factor(2) - 0.64).abs() < 1e-6);
+}

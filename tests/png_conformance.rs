@@ -213,6 +213,7 @@ fn every_png_colour_type_and_depth_reads_right_and_round_trips() {
                     let opts = EncodeOptions {
                         rate: Rate::Layers(2),
                         tile: 32,
+                        ..EncodeOptions::default()
                     };
                     let coded = encode(&model, &source, opts).unwrap();
                     let back = decode(&model, &coded, None).unwrap().image;

@@ -19,7 +19,15 @@ fn source() -> SourceImage {
 fn coded(rate: Rate) -> Result<(Vec<u8>, f64), Error> {
     let model = common::tiny_model(3);
     let src = source();
-    let bytes = encode(&model, &src, EncodeOptions { rate, tile: 32 })?;
+    let bytes = encode(
+        &model,
+        &src,
+        EncodeOptions {
+            rate,
+            tile: 32,
+            ..EncodeOptions::default()
+        },
+    )?;
     let image = decode(&model, &bytes, None)?.image.to_rgb8();
     Ok((bytes, decoded_psnr(&src, &image)))
 }

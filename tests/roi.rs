@@ -28,6 +28,7 @@ fn the_region_is_sharper_than_in_a_plain_encode_of_the_same_size() {
     let opts = EncodeOptions {
         rate: Rate::Bpp(0.5),
         tile: 32,
+        ..EncodeOptions::default()
     };
     let plain = encode(&model, &source, opts).unwrap();
     let roi = encode_with_roi(&model, &source, opts, &mask).unwrap();

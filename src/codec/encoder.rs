@@ -35,6 +35,7 @@ pub(super) struct Job<'a> {
     /// How much each pixel's error counts (0–255 for weights 1 to [`ROI_GAIN`]), the
     /// image's size; `None`: every pixel alike.
     pub roi: Option<&'a GrayImage>,
+    pub tune: super::Tune,
 }
 
 /// Squared error in a region of interest (mask white) counts this many times as much as
@@ -155,7 +156,7 @@ pub(super) fn walk_with(
     let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
     let mut batches = Vec::new();
     let network = &model.network;
-    let mut rd = rd::RdState::new(&header.layers, lambda);
+    let mut rd = rd::RdState::new(&header.layers, lambda, job.tune);
     let all: Vec<usize> = (0..tiles.len()).collect();
     let batch_size = |h, w| encode_batch(network, h, w, n);
     tiles::for_each_batch(&tiles, &all, batch_size, |batch| {
@@ -236,6 +237,7 @@ mod tests {
             source,
             tile: 16,
             roi: None,
+            tune: super::super::Tune::Psnr,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use candle_core::Tensor;
 
+use super::Tune;
 use crate::bitstream::symbols::{scan_tile, CellGrid, LayerModel, PrevLayer};
 use crate::bitstream::LayerSpec;
 use crate::error::Result;
@@ -21,6 +22,7 @@ const STORED_FLOATS_MAX: usize = 1 << 26;
 pub struct RdState {
     schedule: Vec<LayerSpec>,
     lambda: f32,
+    tune: Tune,
     /// One adaptive model per layer, carried from batch to batch so that the estimates
     /// follow the coder's adaptation.
     models: Vec<LayerModel>,
@@ -41,6 +43,8 @@ struct LayerChoice {
     dist: Vec<f32>,
     keep_dist: Vec<f32>,
     batch: usize,
+    /// This layer's factor on the walk's λ ([`Tune::lambda_factor`]).
+    lambda_factor: f32,
 }
 
 impl LayerChoice {
@@ -51,6 +55,7 @@ impl LayerChoice {
         let (k, cells) = (spec.k as usize, grid.len());
         // A grid pixel at scale s stands for 4^s image pixels.
         let weight = EIGHT_BIT * (1u32 << (2 * spec.scale_log2)) as f32;
+        let lambda = lambda * self.lambda_factor;
         let mut path = Vec::new();
         let mut chosen = Vec::with_capacity(self.batch * cells);
         for b in 0..self.batch {
@@ -81,10 +86,11 @@ impl LayerChoice {
 }
 
 impl RdState {
-    pub fn new(schedule: &[LayerSpec], lambda: f64) -> Self {
+    pub fn new(schedule: &[LayerSpec], lambda: f64, tune: Tune) -> Self {
         RdState {
             schedule: schedule.to_vec(),
             lambda: lambda as f32,
+            tune,
             models: schedule.iter().map(|s| LayerModel::new(s.k)).collect(),
             stored: schedule.iter().map(|_| Some(Vec::new())).collect(),
             stored_floats: 0,
@@ -239,6 +245,10 @@ impl Chooser for RdChooser<'_> {
             dist,
             keep_dist,
             batch: candidates.shape.batch,
+            lambda_factor: self
+                .state
+                .tune
+                .lambda_factor(self.state.schedule[layer].scale_log2),
         };
         let chosen = choice.choose(&mut self.state.models[layer], self.state.lambda);
         self.state.store(layer, choice);

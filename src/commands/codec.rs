@@ -61,6 +61,10 @@ pub struct CompressOptions {
     /// Tile side in pixels (rounded up to a multiple of the model's largest cell).
     #[arg(long, default_value_t = codec::DEFAULT_TILE)]
     pub tile: u32,
+    /// What the choices favour: psnr (squared error), or ssim, which gives the coarse
+    /// levels more of the rate: MS-SSIM up by 0.001–0.005 for up to 0.1 dB of PSNR.
+    #[arg(long, value_enum, default_value_t = TuneArg::Psnr)]
+    pub tune: TuneArg,
     /// Overwrite the output if it exists.
     #[arg(short, long)]
     pub force: bool,
@@ -70,6 +74,22 @@ pub struct CompressOptions {
     pub max_pixels: u64,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// `--tune`'s values ([`codec::Tune`]).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TuneArg {
+    Psnr,
+    Ssim,
+}
+
+impl From<TuneArg> for codec::Tune {
+    fn from(tune: TuneArg) -> Self {
+        match tune {
+            TuneArg::Psnr => codec::Tune::Psnr,
+            TuneArg::Ssim => codec::Tune::Ssim,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +157,7 @@ fn compress_one(
     let encode_options = EncodeOptions {
         rate,
         tile: opts.tile,
+        tune: opts.tune.into(),
     };
     let bytes = match roi {
         Some(mask) => codec::encode_with_roi(model, &source, encode_options, mask)?,

@@ -98,6 +98,7 @@ pub fn evaluate_ddn(
                 EncodeOptions {
                     rate: Rate::Bpp(rate),
                     tile,
+                    ..EncodeOptions::default()
                 },
             )?;
             let encode_s = t.elapsed().as_secs_f64();
