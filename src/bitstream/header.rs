@@ -8,8 +8,10 @@ pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
+/// Format 3 (§2–§7): runs, varints, trimmed segments.
+pub const FORMAT_V3: u8 = 3;
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = FORMAT_V3;
 /// Format 2 (Annex B): the same symbols and coder, a longer header and whole segments.
 /// Still read and written.
 pub const FORMAT_V2: u8 = 2;
@@ -62,7 +64,7 @@ impl Header {
 
     /// Bytes the header takes (in format 3, with its segment lengths as they are).
     pub fn encoded_len(&self) -> usize {
-        if self.version != FORMAT_VERSION {
+        if self.version != FORMAT_V3 {
             return Self::encoded_len_for(self.version, self.layers.len());
         }
         let varints: usize = self.segments.iter().map(|&s| varint_len(s)).sum();
@@ -71,7 +73,7 @@ impl Header {
 
     /// How the payload's segments hold their coder's bytes (§7.2).
     pub fn framing(&self) -> Framing {
-        if self.version == FORMAT_VERSION {
+        if self.version == FORMAT_V3 {
             Framing::Trimmed
         } else {
             Framing::Whole
@@ -103,7 +105,7 @@ impl Header {
     /// Serialises the header, its CRC included.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.validate()?;
-        if self.version == FORMAT_VERSION {
+        if self.version == FORMAT_V3 {
             return Ok(self.to_bytes_v3());
         }
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -174,7 +176,7 @@ impl Header {
                 newest: FORMAT_VERSION,
             });
         }
-        if version == FORMAT_VERSION {
+        if version == FORMAT_V3 {
             return Self::parse_v3(bytes);
         }
         need(bytes, FIXED_HEADER_LEN)?;
@@ -230,7 +232,7 @@ impl Header {
         )?;
         let layers = expand_runs(&bytes[FIXED_HEADER_LEN_V3..varints_at], n)?;
         check("segment lengths", n as u64, minimal, "minimal varints")?;
-        let header = Header::assemble(FORMAT_VERSION, flags, &bytes[6..20], layers, segments)?;
+        let header = Header::assemble(FORMAT_V3, flags, &bytes[6..20], layers, segments)?;
         Ok((header, at + 4))
     }
 

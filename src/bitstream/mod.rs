@@ -15,5 +15,6 @@ pub mod symbols;
 pub use container::{layer_bits, read_file, write_file, DdnFile, Truncation};
 pub use geometry::Tile;
 pub use header::{
-    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_VERSION, MAGIC,
+    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_V3,
+    FORMAT_VERSION, MAGIC,
 };

@@ -116,24 +116,29 @@ impl RangeEncoder {
 
     /// Flushes and returns the segment's bytes.
     pub fn finish(mut self, framing: Framing) -> Vec<u8> {
-        if framing == Framing::Whole {
-            for _ in 0..5 {
-                self.shift_low();
-            }
-            return self.out;
-        }
-        // A multiple of 2^32 when one lies in [low, low + range), else of 2^24, of which
-        // one always does (range ≥ 2^24): the bytes below it are zeros.
-        let end = self.low + self.range as u64;
-        let zero_bytes = if round_up(self.low, 32) < end { 4 } else { 3 };
-        self.low = round_up(self.low, 8 * zero_bytes);
+        let zero_bytes = match framing {
+            Framing::Whole => 0,
+            Framing::Trimmed => self.end_on_fewest_bytes(),
+        };
         for _ in 0..5 {
             self.shift_low();
         }
-        debug_assert_eq!(self.out[0], 0, "the coder's first byte");
-        self.out.truncate(self.out.len() - zero_bytes as usize);
-        self.out.remove(0);
+        if framing == Framing::Trimmed {
+            debug_assert_eq!(self.out[0], 0, "the coder's first byte");
+            self.out.truncate(self.out.len() - zero_bytes);
+            self.out.remove(0);
+        }
         self.out
+    }
+
+    /// Moves `low` to a multiple of 2^32 when one lies in [low, low + range), else of
+    /// 2^24, of which one always does (range ≥ 2^24). Returns how many of its four bytes
+    /// are then zeros.
+    fn end_on_fewest_bytes(&mut self) -> usize {
+        let end = self.low + self.range as u64;
+        let zero_bytes = if round_up(self.low, 32) < end { 4 } else { 3 };
+        self.low = round_up(self.low, 8 * zero_bytes as u32);
+        zero_bytes
     }
 }
 

@@ -43,19 +43,17 @@ struct LayerChoice {
     dist: Vec<f32>,
     keep_dist: Vec<f32>,
     batch: usize,
-    /// This layer's factor on the walk's λ ([`Tune::lambda_factor`]).
-    lambda_factor: f32,
 }
 
 impl LayerChoice {
     /// The symbol of every cell, `[B·cells]`, minimising `D + λ·R` cell by cell in coding
-    /// order, the rate taken from (and fed back into) `model`.
+    /// order, the rate taken from (and fed back into) `model`; `lambda` is this layer's
+    /// ([`RdState::layer_lambda`]).
     fn choose(&self, model: &mut LayerModel, lambda: f32) -> Vec<u32> {
         let (spec, grid) = (self.spec, self.grid);
         let (k, cells) = (spec.k as usize, grid.len());
         // A grid pixel at scale s stands for 4^s image pixels.
         let weight = EIGHT_BIT * (1u32 << (2 * spec.scale_log2)) as f32;
-        let lambda = lambda * self.lambda_factor;
         let mut path = Vec::new();
         let mut chosen = Vec::with_capacity(self.batch * cells);
         for b in 0..self.batch {
@@ -120,12 +118,18 @@ impl RdState {
     pub fn rechoose(&self, layer: usize, lambda: f64) -> Option<Vec<Vec<u32>>> {
         let choices = self.stored.get(layer)?.as_ref().filter(|c| !c.is_empty())?;
         let mut model = LayerModel::new(self.schedule[layer].k);
+        let lambda = self.layer_lambda(layer, lambda as f32);
         Some(
             choices
                 .iter()
-                .map(|c| c.choose(&mut model, lambda as f32))
+                .map(|c| c.choose(&mut model, lambda))
                 .collect(),
         )
+    }
+
+    /// Layer `layer`'s trade-off for a walk at `lambda`: the walk's, scaled by the tuning.
+    fn layer_lambda(&self, layer: usize, lambda: f32) -> f32 {
+        lambda * self.tune.lambda_factor(self.schedule[layer].scale_log2)
     }
 
     /// Every layer's symbols chosen again at `lambda`, each layer on its own from this
@@ -245,12 +249,9 @@ impl Chooser for RdChooser<'_> {
             dist,
             keep_dist,
             batch: candidates.shape.batch,
-            lambda_factor: self
-                .state
-                .tune
-                .lambda_factor(self.state.schedule[layer].scale_log2),
         };
-        let chosen = choice.choose(&mut self.state.models[layer], self.state.lambda);
+        let lambda = self.state.layer_lambda(layer, self.state.lambda);
+        let chosen = choice.choose(&mut self.state.models[layer], lambda);
         self.state.store(layer, choice);
         self.prev = chosen.clone();
         Ok(chosen)

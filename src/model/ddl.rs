@@ -442,7 +442,7 @@ pub fn replay_chosen_direct(
                 };
                 let feat = &feat[item * c * plane + px0..(item + 1) * c * plane];
                 let n = BLOCK.min(plane - px0);
-                dot_products(dst, BLOCK, feat, plane, n, row);
+                dot_products(dst, BLOCK, (feat, c, plane), n, row);
             })
     })?;
     // The residuals go straight to their grid pixels (candle's pixel shuffle) onto the
@@ -460,8 +460,8 @@ pub fn replay_chosen_direct(
     Ok(Tensor::from_vec(image, (b, 3, h, w), prev.device())?)
 }
 
-/// `dst[ch · stride + px] = Σ_j row(ch, px)[j] · feat[j·plane + px]` for the first `n`
-/// pixels and every output channel `ch` of `dst`, each sum in order of `j` from the first
+/// `dst[ch · stride + px] = Σ_j row(ch, px)[j] · feat[j·plane + px]` (`j < c`) for the
+/// first `n` pixels and every output channel `ch` of `dst`, each sum in order of `j` from the first
 /// product (what `f32`'s `Sum` gives, bit for bit: decoding depends on it); a row of `None`
 /// (a kept cell) is a row of zeros. Pixels go [`CHUNK`] at a time, every output channel of
 /// a chunk while its features are in cache, with the rows' weights laid out by `j`, so
@@ -478,15 +478,10 @@ pub fn replay_chosen_direct(
 fn dot_products<'a>(
     dst: &mut [f32],
     stride: usize,
-    feat: &[f32],
-    plane: usize,
+    (feat, c, plane): (&[f32], usize, usize),
     n: usize,
     row: impl Fn(usize, usize) -> Option<&'a [f32]>,
 ) {
-    let Some(c) = (0..n).find_map(|px| row(0, px)).map(<[f32]>::len) else {
-        dst.chunks_mut(stride).for_each(|d| d[..n].fill(-0.0));
-        return;
-    };
     let zeros = vec![0f32; c];
     let mut weights = vec![0f32; c * CHUNK];
     for start in (0..n).step_by(CHUNK) {
@@ -677,7 +672,7 @@ mod tests {
             _ => None,
         };
         let mut dst = vec![f32::NAN; 2 * stride];
-        dot_products(&mut dst, stride, &feat, plane, n, row_of);
+        dot_products(&mut dst, stride, (&feat, c, plane), n, row_of);
         for ch in 0..2 {
             for px in 0..n {
                 let v = dst[ch * stride + px];

@@ -424,11 +424,12 @@ impl Network {
             }
             if let Some((up, shuffle)) = &level.up {
                 feat = up.forward(&feat)?;
-                if track_grad && *shuffle > 1 {
-                    feat = candle_nn::ops::pixel_shuffle(&feat, *shuffle)?;
-                } else if !track_grad {
-                    feat = super::shuffle::pixel_shuffle(&feat, *shuffle)?;
-                }
+                // Training needs candle's, which has a gradient.
+                feat = if track_grad && *shuffle > 1 {
+                    candle_nn::ops::pixel_shuffle(&feat, *shuffle)?
+                } else {
+                    super::shuffle::pixel_shuffle(&feat, *shuffle)?
+                };
                 let (_, _, h, w) = image.dims4()?;
                 image = image.upsample_bilinear2d(2 * h, 2 * w, false)?;
             }
