@@ -52,6 +52,21 @@ pub(super) fn smallest_file(job: Job) -> Result<Vec<u8>> {
     bitstream::write_file(&header, &[vec![spec.k; cells]])
 }
 
+/// Which trailing layers a walk's file leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trim {
+    /// None: the file codes every layer walked.
+    Nothing,
+    /// Those in which every cell keeps: they change nothing.
+    AllKept,
+    /// Also those whose coded cells lower the squared error by less than λ times what
+    /// they cost, their keep flags included. Each cell's choice weighs only its own
+    /// bits, so a layer that codes a few cells still pays a keep flag for every other
+    /// cell; leaving the layer out lets a lower λ spend those bits where they buy more.
+    /// The file then decodes to less than the walk's last image.
+    RateDistortion,
+}
+
 /// One walk of the encoder at one λ: every layer's symbols, and what it takes to choose
 /// the last layer again at another λ.
 pub(super) struct Probe {
@@ -62,7 +77,7 @@ pub(super) struct Probe {
     batches: Vec<Vec<usize>>,
     rd: rd::RdState,
     lambda: f64,
-    trim: bool,
+    trim: Trim,
 }
 
 impl RateProbe for Probe {
@@ -72,20 +87,26 @@ impl RateProbe for Probe {
 
     /// The file as walked.
     fn file(&self) -> Result<Vec<u8>> {
-        self.write(&self.per_tile)
+        let count = self.layers_worth_coding(&self.per_tile, self.lambda)?;
+        self.write(&self.per_tile, count)
     }
 
     /// The file with the last layer that codes anything chosen again at `lambda` (the
-    /// layers after it keep every cell); `None`: not possible here.
+    /// layers after it keep every cell, or are left out as in the walk's file);
+    /// `None`: not possible here.
     fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
-        let last = (0..self.header.layers.len()).rev().find(|&l| {
+        let count = match self.layers_worth_coding(&self.per_tile, self.lambda) {
+            Ok(count) => count,
+            Err(e) => return Some(Err(e)),
+        };
+        let last = (0..count).rev().find(|&l| {
             let spec = &self.header.layers[l];
             self.per_tile.iter().any(|t| !all_kept(&t[l], spec))
         })?;
         let rechosen = self.rd.rechoose(last, lambda)?;
         let mut per_tile = self.per_tile.clone();
         self.paste(&mut per_tile, last, &rechosen);
-        Some(self.write(&per_tile))
+        Some(self.write(&per_tile, count))
     }
 
     /// The size of the file with every layer chosen again at `lambda` from this walk's
@@ -102,7 +123,11 @@ impl RateProbe for Probe {
                 self.paste(&mut per_tile, layer, symbols);
             }
         }
-        Some(self.write(&per_tile).map(|file| file.len()))
+        let size = self
+            .layers_worth_coding(&per_tile, lambda)
+            .and_then(|count| self.write(&per_tile, count))
+            .map(|file| file.len());
+        Some(size)
     }
 }
 
@@ -117,38 +142,89 @@ impl Probe {
         }
     }
 
-    fn write(&self, per_tile: &[Vec<Vec<u32>>]) -> Result<Vec<u8>> {
+    /// One layer's symbols, one vector per batch in walk order: the inverse of
+    /// [`Probe::paste`].
+    fn per_batch(&self, per_tile: &[Vec<Vec<u32>>], layer: usize) -> Vec<Vec<u32>> {
+        self.batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .flat_map(|&t| per_tile[t][layer].iter().copied())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The file of the first `count` layers of `per_tile`'s symbols, less the trailing
+    /// layers in which every cell keeps unless the walk codes every layer.
+    fn write(&self, per_tile: &[Vec<Vec<u32>>], count: usize) -> Result<Vec<u8>> {
         let mut header = self.header.clone();
-        let mut layers = (0..header.layers.len())
+        let mut layers = (0..count)
             .map(|l| per_tile.iter().flat_map(|t| t[l].iter().copied()).collect())
             .collect::<Vec<Vec<u32>>>();
-        if self.trim {
+        if self.trim != Trim::Nothing {
             while layers.len() > 1
                 && all_kept(&layers[layers.len() - 1], &header.layers[layers.len() - 1])
             {
                 layers.pop();
             }
-            header.layers.truncate(layers.len());
         }
+        header.layers.truncate(layers.len());
         bitstream::write_file(&header, &layers)
+    }
+
+    /// How many leading layers of `per_tile`'s symbols make the file of least `D + λ·R`
+    /// at trade-off `lambda` with [`Trim::RateDistortion`] (otherwise all): leaving out
+    /// layer `l` saves its segment and header bytes and gives back the squared error its
+    /// coded cells removed. A layer's segment does not depend on the layers after it
+    /// (§7.4), so one written file gives every shorter file's size.
+    fn layers_worth_coding(&self, per_tile: &[Vec<Vec<u32>>], lambda: f64) -> Result<usize> {
+        let n = self.header.layers.len();
+        if self.trim != Trim::RateDistortion || lambda == 0.0 {
+            return Ok(n);
+        }
+        let (written, _) = Header::parse(&self.write(per_tile, n)?)?;
+        let header_bits = |count: usize| {
+            let mut shorter = written.clone();
+            shorter.layers.truncate(count);
+            shorter.segments.truncate(count);
+            8.0 * shorter.encoded_len() as f64
+        };
+        // The cost of the first `count` layers less that of all the written ones.
+        let (mut cost, mut best) = (0.0, (0.0, n));
+        for count in (1..written.layers.len()).rev() {
+            let Some(gain) = self.rd.gain(count, &self.per_batch(per_tile, count)) else {
+                break;
+            };
+            let bits = 8.0 * written.segments[count] as f64;
+            let layer_lambda = self.rd.layer_lambda(count, lambda as f32) as f64;
+            cost +=
+                gain - layer_lambda * bits - lambda * (header_bits(count + 1) - header_bits(count));
+            if cost < best.0 {
+                best = (cost, count);
+            }
+        }
+        Ok(best.1)
     }
 }
 
-/// Walks the first `n` layers at trade-off `lambda`; `trim` drops trailing layers in which
-/// every cell kept (they change nothing).
-pub(super) fn walk_at(job: Job, n: usize, lambda: f64, trim: bool) -> Result<Probe> {
+/// Walks the first `n` layers at trade-off `lambda`; its file leaves out the trailing
+/// layers `trim` says.
+pub(super) fn walk_at(job: Job, n: usize, lambda: f64, trim: Trim) -> Result<Probe> {
     walk_with(job, n, lambda, trim, None)
 }
 
 /// [`walk_at`], pasting the chosen image of every tile into `reconstruction` if given:
-/// exactly what decoding the walk's file gives.
+/// exactly what decoding the walk's file gives, so not with [`Trim::RateDistortion`].
 pub(super) fn walk_with(
     job: Job,
     n: usize,
     lambda: f64,
-    trim: bool,
+    trim: Trim,
     mut reconstruction: Option<&mut RgbImage>,
 ) -> Result<Probe> {
+    debug_assert!(reconstruction.is_none() || trim != Trim::RateDistortion);
     let (model, source) = (job.model, job.source);
     let (width, height) = source.rgb.dimensions();
     let header = header_for(model, width, height, source.grey, job.tile, n);
@@ -187,7 +263,7 @@ pub(super) fn walk_with(
 }
 
 /// Codes the first `n` layers at trade-off `lambda`.
-pub(super) fn encode_at(job: Job, n: usize, lambda: f64, trim: bool) -> Result<Vec<u8>> {
+pub(super) fn encode_at(job: Job, n: usize, lambda: f64, trim: Trim) -> Result<Vec<u8>> {
     walk_at(job, n, lambda, trim)?.file()
 }
 
@@ -244,7 +320,7 @@ mod tests {
     fn tiny_walk(lambda: f64) -> Probe {
         let (model, source) = tiny_model_and_source(40, 24);
         let n = model.network.config().layer_count();
-        walk_at(job(&model, &source), n, lambda, true).unwrap()
+        walk_at(job(&model, &source), n, lambda, Trim::RateDistortion).unwrap()
     }
 
     #[test]
@@ -258,13 +334,62 @@ mod tests {
                 job(&model, &source),
                 n,
                 lambda,
-                true,
+                Trim::AllKept,
                 Some(&mut reconstruction),
             )
             .unwrap();
             let decoded = decode(&model, &probe.file().unwrap(), None).unwrap();
             assert_eq!(decoded.image.to_rgb8(), reconstruction, "λ = {lambda}");
         }
+    }
+
+    /// Squared error on the 8-bit scale plus `lambda` times the file's bits.
+    fn cost(model: &Model, source: &SourceImage, file: &[u8], lambda: f64) -> f64 {
+        let decoded = decode(model, file, None).unwrap().image.to_rgb8();
+        let error: f64 = decoded
+            .as_raw()
+            .iter()
+            .zip(source.rgb.as_raw())
+            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .sum();
+        error + lambda * 8.0 * file.len() as f64
+    }
+
+    #[test]
+    fn leaving_out_layers_not_worth_their_bits_never_costs_more() {
+        let (model, source) = tiny_model_and_source(75, 41);
+        let n = model.network.config().layer_count();
+        let mut shorter = 0;
+        for lambda in [1.0, 10.0, 30.0, 100.0, 300.0, 1_000.0, 3_000.0] {
+            let probe = walk_at(job(&model, &source), n, lambda, Trim::RateDistortion).unwrap();
+            let cut = probe.file().unwrap();
+            let whole = probe.write(&probe.per_tile, n).unwrap();
+            let (cut_file, whole_file) = (
+                bitstream::read_file(&cut).unwrap(),
+                bitstream::read_file(&whole).unwrap(),
+            );
+            let kept = cut_file.layers.len();
+            // The same symbols, only fewer layers.
+            assert_eq!(
+                cut_file.layers[..],
+                whole_file.layers[..kept],
+                "λ = {lambda}"
+            );
+            if kept < whole_file.layers.len() {
+                shorter += 1;
+                assert!(cut.len() < whole.len(), "λ = {lambda}");
+            }
+            // Within the rounding of decoded pixels to 8 bits.
+            let (with_cut, without) = (
+                cost(&model, &source, &cut, lambda),
+                cost(&model, &source, &whole, lambda),
+            );
+            assert!(
+                with_cut <= without * 1.002,
+                "λ = {lambda}: {with_cut} against {without}"
+            );
+        }
+        assert!(shorter > 0, "no λ left a layer out");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::model::ddl::{self, Candidates};
 use crate::model::{Chooser, Model};
 
 pub use decoder::{check_model, decode, decode_bands, decode_file, Band, Decoded, Replayed};
-use encoder::{encode_at, smallest_file, walk_at, Job};
+use encoder::{encode_at, smallest_file, walk_at, Job, Trim};
 use rate_control::fit_budget;
 
 /// Default tile side; rounded up to a multiple of the model's granule. Each tile is coded
@@ -294,15 +294,20 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
     match rate {
         Rate::Layers(n) => {
             let n = fixed_length_layers(model, width, height, tile, Rate::Layers(n))?;
-            encode_at(job, n, 0.0, false)
+            encode_at(job, n, 0.0, Trim::Nothing)
         }
         Rate::Lambda(lambda) if lambda.is_finite() && lambda >= 0.0 => {
-            encode_at(job, total, lambda, true)
+            encode_at(job, total, lambda, Trim::RateDistortion)
         }
         Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
-        Rate::Quality(q) => encode_at(job, total, quality::lambda_for_quality(q)?, true),
+        Rate::Quality(q) => encode_at(
+            job,
+            total,
+            quality::lambda_for_quality(q)?,
+            Trim::RateDistortion,
+        ),
         Rate::Psnr(db) => {
             let start = start_lambda(DEFAULT_BPP, activity(&job.source.rgb));
             quality::fit_psnr(job, total, db, start)
@@ -322,7 +327,7 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             }
             let start = start_lambda(bpp, activity(&job.source.rgb));
             fit_budget(budget, bpp, start, smallest, |lambda| {
-                walk_at(job, total, lambda, true)
+                walk_at(job, total, lambda, Trim::RateDistortion)
             })
         }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(

@@ -3,7 +3,7 @@
 
 use image::{DynamicImage, RgbImage};
 
-use super::encoder::{walk_with, Job};
+use super::encoder::{walk_with, Job, Trim};
 use super::rate_control::{RateProbe, MIN_USEFUL_LAMBDA, NARROW_BRACKET};
 use crate::error::{Error, Result};
 use crate::io::SourceImage;
@@ -61,7 +61,13 @@ pub(super) fn fit_psnr(job: Job, layers: usize, target: f64, start_lambda: f64) 
     let (width, height) = source.rgb.dimensions();
     let trial = |lambda: f64| -> Result<Trial> {
         let mut reconstruction = RgbImage::new(width, height);
-        let probe = walk_with(job, layers, lambda, true, Some(&mut reconstruction))?;
+        let probe = walk_with(
+            job,
+            layers,
+            lambda,
+            Trim::AllKept,
+            Some(&mut reconstruction),
+        )?;
         Ok(Trial {
             lambda,
             psnr: decoded_psnr(source, &reconstruction),

@@ -46,14 +46,35 @@ struct LayerChoice {
 }
 
 impl LayerChoice {
+    /// A grid pixel at scale s stands for 4^s image pixels.
+    fn weight(&self) -> f32 {
+        EIGHT_BIT * (1u32 << (2 * self.spec.scale_log2)) as f32
+    }
+
+    /// How much the cells that code a candidate among `symbols` (`[B·cells]`, as
+    /// [`LayerChoice::choose`] gives them) lower the weighted squared error from keeping.
+    fn gain(&self, symbols: &[u32]) -> f64 {
+        let (k, cells) = (self.spec.k as usize, self.grid.len());
+        let weight = self.weight() as f64;
+        symbols
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s != self.spec.k)
+            .map(|(at, &s)| {
+                let (b, cell) = (at / cells, at % cells);
+                let coded = self.dist[(b * k + s as usize) * cells + cell];
+                weight * (self.keep_dist[at] - coded) as f64
+            })
+            .sum()
+    }
+
     /// The symbol of every cell, `[B·cells]`, minimising `D + λ·R` cell by cell in coding
     /// order, the rate taken from (and fed back into) `model`; `lambda` is this layer's
     /// ([`RdState::layer_lambda`]).
     fn choose(&self, model: &mut LayerModel, lambda: f32) -> Vec<u32> {
         let (spec, grid) = (self.spec, self.grid);
         let (k, cells) = (spec.k as usize, grid.len());
-        // A grid pixel at scale s stands for 4^s image pixels.
-        let weight = EIGHT_BIT * (1u32 << (2 * spec.scale_log2)) as f32;
+        let weight = self.weight();
         let mut path = Vec::new();
         let mut chosen = Vec::with_capacity(self.batch * cells);
         for b in 0..self.batch {
@@ -127,8 +148,22 @@ impl RdState {
         )
     }
 
+    /// How much layer `layer`'s coded cells lower the weighted squared error from keeping
+    /// (the `D` of its choices), for its symbols one vector per batch in walk order;
+    /// `None` when the walk did not reach that layer or its inputs were dropped.
+    pub fn gain(&self, layer: usize, per_batch: &[Vec<u32>]) -> Option<f64> {
+        let choices = self.stored.get(layer)?.as_ref().filter(|c| !c.is_empty())?;
+        Some(
+            choices
+                .iter()
+                .zip(per_batch)
+                .map(|(choice, symbols)| choice.gain(symbols))
+                .sum(),
+        )
+    }
+
     /// Layer `layer`'s trade-off for a walk at `lambda`: the walk's, scaled by the tuning.
-    fn layer_lambda(&self, layer: usize, lambda: f32) -> f32 {
+    pub fn layer_lambda(&self, layer: usize, lambda: f32) -> f32 {
         lambda * self.tune.lambda_factor(self.schedule[layer].scale_log2)
     }
 
