@@ -6,7 +6,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use ddn::codec::NearestChooser;
 use ddn::model::ddl::{argmin, nearest, Candidates, LayerShape};
-use ddn::model::{ModelConfig, Network, Walk};
+use ddn::model::{Chooser, ModelConfig, Network, Walk};
 use ddn::rng::Rng;
 use ddn::train::chooser::{dropout_fires, TrainChooser};
 use ddn::train::data::Dataset;
@@ -144,6 +144,48 @@ fn only_chosen_candidates_receive_gradient() {
                 assert_eq!(n, 0.0, "layer {l}: unchosen node {node} got gradient");
             }
         }
+    }
+}
+
+/// The nearest candidates, for a walk that ends after layer `last`.
+struct StopAfter<'a> {
+    nearest: NearestChooser<'a>,
+    last: usize,
+}
+
+impl Chooser for StopAfter<'_> {
+    fn choose(&mut self, layer: usize, candidates: &Candidates) -> ddn::Result<Vec<u32>> {
+        self.nearest.choose(layer, candidates)
+    }
+
+    fn goes_on_after(&self, layer: usize) -> bool {
+        layer < self.last
+    }
+}
+
+#[test]
+fn a_chooser_can_end_the_walk_and_the_layers_walked_are_unchanged() {
+    let network = Network::new(&ModelConfig::tiny(), 5, &Device::Cpu).unwrap();
+    let n = network.config().layer_count();
+    let image = Tensor::rand(-0.5f32, 0.5, (2, 3, 16, 16), &Device::Cpu).unwrap();
+    let targets = network.layer_targets(&image, n).unwrap();
+    let mut nearest = NearestChooser { targets: &targets };
+    let whole = network
+        .walk(2, 16, 16, n, Walk::Choose(&mut nearest))
+        .unwrap();
+    for last in 0..n {
+        let mut stopping = StopAfter {
+            nearest: NearestChooser { targets: &targets },
+            last,
+        };
+        let walk = network
+            .walk(2, 16, 16, n, Walk::Choose(&mut stopping))
+            .unwrap();
+        assert_eq!(
+            walk.indices[..],
+            whole.indices[..=last],
+            "stop after {last}"
+        );
     }
 }
 

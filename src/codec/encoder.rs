@@ -233,6 +233,9 @@ pub(super) fn walk_with(
     let mut batches = Vec::new();
     let network = &model.network;
     let mut rd = rd::RdState::new(&header.layers, lambda, job.tune);
+    if trim == Trim::RateDistortion {
+        rd = rd.may_stop_early();
+    }
     let all: Vec<usize> = (0..tiles.len()).collect();
     let batch_size = |h, w| encode_batch(network, h, w, n);
     tiles::for_each_batch(&tiles, &all, batch_size, |batch| {
@@ -243,7 +246,12 @@ pub(super) fn walk_with(
             .roi
             .map(|roi| tiles::weight_batch(roi, &batch.tiles, ROI_GAIN));
         let mut chooser = rd.batch(&targets, weights.as_deref(), w, h);
-        let walk = network.walk(batch.tiles.len(), h, w, n, Walk::Choose(&mut chooser))?;
+        let mut walk = network.walk(batch.tiles.len(), h, w, n, Walk::Choose(&mut chooser))?;
+        let walked = walk.indices.len();
+        if walked < n {
+            let rest = chooser.keep_the_rest(walked, batch.tiles.len());
+            walk.indices.extend(rest);
+        }
         if let Some(image) = reconstruction.as_deref_mut() {
             let last = walk.images.last().expect("at least one layer");
             tiles::paste_batch(image, 0, &batch.tiles, &tiles::full_resolution(last, h, w)?)?;
@@ -357,13 +365,17 @@ mod tests {
 
     #[test]
     fn leaving_out_layers_not_worth_their_bits_never_costs_more() {
+        // The walk may also stop early: the layers it walked are the whole walk's.
         let (model, source) = tiny_model_and_source(75, 41);
         let n = model.network.config().layer_count();
         let mut shorter = 0;
-        for lambda in [1.0, 10.0, 30.0, 100.0, 300.0, 1_000.0, 3_000.0] {
+        for lambda in [1.0, 10.0, 30.0, 100.0, 300.0, 1_000.0, 3_000.0, 1e5, 1e7] {
             let probe = walk_at(job(&model, &source), n, lambda, Trim::RateDistortion).unwrap();
             let cut = probe.file().unwrap();
-            let whole = probe.write(&probe.per_tile, n).unwrap();
+            let whole = walk_at(job(&model, &source), n, lambda, Trim::AllKept)
+                .unwrap()
+                .file()
+                .unwrap();
             let (cut_file, whole_file) = (
                 bitstream::read_file(&cut).unwrap(),
                 bitstream::read_file(&whole).unwrap(),

@@ -14,6 +14,12 @@ use crate::model::Chooser;
 /// Squared error is measured on the 8-bit scale; the network works on `v/255 − 0.5`.
 const EIGHT_BIT: f32 = 255.0 * 255.0;
 
+/// A walk that may stop early ([`RdState::may_stop_early`]) stops after this many layers
+/// in a row whose coded cells removed less squared error than λ times the layer's
+/// estimated bits: on Kodak such layers come in a run at the end, and the encoder leaves
+/// them out of the file anyway (`encoder::Trim::RateDistortion`).
+const LOSING_LAYERS_TO_STOP: usize = 3;
+
 /// At most this many stored distances (floats) for choosing a layer again; past it the
 /// earliest layers are dropped first, and the largest images skip that fine rate step.
 const STORED_FLOATS_MAX: usize = 1 << 26;
@@ -31,6 +37,7 @@ pub struct RdState {
     /// within [`STORED_FLOATS_MAX`]).
     stored: Vec<Option<Vec<LayerChoice>>>,
     stored_floats: usize,
+    may_stop_early: bool,
 }
 
 /// Everything one layer's choices in one batch depend on, besides λ and the coder state.
@@ -39,7 +46,8 @@ struct LayerChoice {
     grid: CellGrid,
     /// The previous layer's grid and symbols of this batch, `[B·cells]`.
     prev: Option<(CellGrid, u32, Vec<u32>)>,
-    /// `[B, K, cells]` squared errors of the candidates and `[B, cells]` of keep.
+    /// `[B, K, cells]` squared errors of the candidates and `[B, cells]` of keep; both
+    /// empty for a layer the walk stopped before, where every cell keeps.
     dist: Vec<f32>,
     keep_dist: Vec<f32>,
     batch: usize,
@@ -60,6 +68,7 @@ impl LayerChoice {
             .iter()
             .enumerate()
             .filter(|&(_, &s)| s != self.spec.k)
+            .filter(|_| !self.keep_dist.is_empty())
             .map(|(at, &s)| {
                 let (b, cell) = (at / cells, at % cells);
                 let coded = self.dist[(b * k + s as usize) * cells + cell];
@@ -70,12 +79,14 @@ impl LayerChoice {
 
     /// The symbol of every cell, `[B·cells]`, minimising `D + λ·R` cell by cell in coding
     /// order, the rate taken from (and fed back into) `model`; `lambda` is this layer's
-    /// ([`RdState::layer_lambda`]).
-    fn choose(&self, model: &mut LayerModel, lambda: f32) -> Vec<u32> {
+    /// ([`RdState::layer_lambda`]). Also the bits the chosen symbols cost by `model`.
+    fn choose(&self, model: &mut LayerModel, lambda: f32) -> (Vec<u32>, f64) {
         let (spec, grid) = (self.spec, self.grid);
         let (k, cells) = (spec.k as usize, grid.len());
         let weight = self.weight();
+        let walked = !self.keep_dist.is_empty();
         let mut path = Vec::new();
+        let mut bits = 0.0;
         let mut chosen = Vec::with_capacity(self.batch * cells);
         for b in 0..self.batch {
             let prev = self.prev.as_ref().map(|(g, keep, symbols)| PrevLayer {
@@ -84,23 +95,26 @@ impl LayerChoice {
                 keep: *keep,
             });
             scan_tile(grid, spec.k, prev.as_ref(), &mut chosen, |cell, ctx| {
-                let costs = model.index_costs(ctx, &mut path);
-                let mut best = spec.k;
-                let mut best_j =
-                    weight * self.keep_dist[b * cells + cell] + lambda * model.keep_cost(ctx);
-                for (i, &bits) in costs.iter().enumerate() {
-                    let j = weight * self.dist[(b * k + i) * cells + cell] + lambda * bits;
-                    // Strictly less: ties go to the lowest index, keep (K) last.
-                    if j < best_j || (j == best_j && (i as u32) < best) {
-                        best_j = j;
-                        best = i as u32;
+                let keep_cost = model.keep_cost(ctx);
+                let (mut best, mut best_bits) = (spec.k, keep_cost);
+                if walked {
+                    let costs = model.index_costs(ctx, &mut path);
+                    let mut best_j = weight * self.keep_dist[b * cells + cell] + lambda * keep_cost;
+                    for (i, &bits) in costs.iter().enumerate() {
+                        let j = weight * self.dist[(b * k + i) * cells + cell] + lambda * bits;
+                        // Strictly less: ties go to the lowest index, keep (K) last.
+                        if j < best_j || (j == best_j && (i as u32) < best) {
+                            best_j = j;
+                            (best, best_bits) = (i as u32, bits);
+                        }
                     }
                 }
+                bits += best_bits as f64;
                 model.update(ctx, best);
                 Some(best)
             });
         }
-        chosen
+        (chosen, bits)
     }
 }
 
@@ -113,7 +127,15 @@ impl RdState {
             models: schedule.iter().map(|s| LayerModel::new(s.k)).collect(),
             stored: schedule.iter().map(|_| Some(Vec::new())).collect(),
             stored_floats: 0,
+            may_stop_early: false,
         }
+    }
+
+    /// Lets a walk stop once its last layers stop paying for their bits (see
+    /// [`LOSING_LAYERS_TO_STOP`]); for encoders that leave such layers out of the file.
+    pub fn may_stop_early(mut self) -> Self {
+        self.may_stop_early = self.lambda > 0.0;
+        self
     }
 
     /// A chooser for one batch of tiles of `width × height` padded pixels.
@@ -131,6 +153,7 @@ impl RdState {
             weights,
             prev: Vec::new(),
             tile_side: (width, height),
+            losing_layers: 0,
         }
     }
 
@@ -143,7 +166,7 @@ impl RdState {
         Some(
             choices
                 .iter()
-                .map(|c| c.choose(&mut model, lambda))
+                .map(|c| c.choose(&mut model, lambda).0)
                 .collect(),
         )
     }
@@ -216,9 +239,51 @@ pub struct RdChooser<'a> {
     prev: Vec<u32>,
     /// Padded tile size in image pixels.
     tile_side: (usize, usize),
+    /// How many layers in a row, up to the last chosen, did not pay for their bits.
+    losing_layers: usize,
 }
 
 impl RdChooser<'_> {
+    /// Every cell of the layers from `walked` on keeps, for a walk that stopped there:
+    /// their symbols, `[layer][B·cells]`, chosen (and stored) as the walked layers' are.
+    pub fn keep_the_rest(&mut self, walked: usize, batch: usize) -> Vec<Vec<u32>> {
+        (walked..self.state.schedule.len())
+            .map(|layer| {
+                self.store_and_choose(layer, batch, Vec::new(), Vec::new())
+                    .0
+            })
+            .collect()
+    }
+
+    /// Chooses layer `layer`'s symbols from its distances (none: every cell keeps) and
+    /// stores them for choosing again; also what the layer's choices net: the squared
+    /// error they remove less λ times their estimated bits.
+    fn store_and_choose(
+        &mut self,
+        layer: usize,
+        batch: usize,
+        dist: Vec<f32>,
+        keep_dist: Vec<f32>,
+    ) -> (Vec<u32>, f64) {
+        let choice = LayerChoice {
+            spec: self.state.schedule[layer],
+            grid: self.grid(layer),
+            prev: layer.checked_sub(1).map(|p| {
+                let prev = std::mem::take(&mut self.prev);
+                (self.grid(p), self.state.schedule[p].k, prev)
+            }),
+            dist,
+            keep_dist,
+            batch,
+        };
+        let lambda = self.state.layer_lambda(layer, self.state.lambda);
+        let (chosen, bits) = choice.choose(&mut self.state.models[layer], lambda);
+        let net = choice.gain(&chosen) - lambda as f64 * bits;
+        self.state.store(layer, choice);
+        self.prev = chosen.clone();
+        (chosen, net)
+    }
+
     fn grid(&self, layer: usize) -> CellGrid {
         let side = self.state.schedule[layer].cell_pixels() as usize;
         CellGrid {
@@ -269,26 +334,17 @@ fn weigh(dist: &mut [f32], keep_dist: &mut [f32], cell_weights: &[f32], batch: u
 impl Chooser for RdChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
         let (mut dist, mut keep_dist) = candidates.cell_and_keep_distances(&self.targets[layer])?;
+        let batch = candidates.shape.batch;
         if let Some(weights) = self.weights {
-            let batch = candidates.shape.batch;
             let cell_weights = self.cell_weights(weights, self.grid(layer), batch);
             weigh(&mut dist, &mut keep_dist, &cell_weights, batch);
         }
-        let choice = LayerChoice {
-            spec: self.state.schedule[layer],
-            grid: self.grid(layer),
-            prev: layer.checked_sub(1).map(|p| {
-                let prev = std::mem::take(&mut self.prev);
-                (self.grid(p), self.state.schedule[p].k, prev)
-            }),
-            dist,
-            keep_dist,
-            batch: candidates.shape.batch,
-        };
-        let lambda = self.state.layer_lambda(layer, self.state.lambda);
-        let chosen = choice.choose(&mut self.state.models[layer], lambda);
-        self.state.store(layer, choice);
-        self.prev = chosen.clone();
+        let (chosen, net) = self.store_and_choose(layer, batch, dist, keep_dist);
+        self.losing_layers = if net < 0.0 { self.losing_layers + 1 } else { 0 };
         Ok(chosen)
+    }
+
+    fn goes_on_after(&self, _layer: usize) -> bool {
+        !(self.state.may_stop_early && self.losing_layers >= LOSING_LAYERS_TO_STOP)
     }
 }

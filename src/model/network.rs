@@ -64,6 +64,12 @@ pub trait Chooser {
     /// Given all candidates of layer `layer`, the chosen index of every cell, `[B, cells]`
     /// flattened.
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>>;
+
+    /// Whether the walk goes on after layer `layer`: an encoder whose last layers stopped
+    /// paying for their bits may end it there.
+    fn goes_on_after(&self, _layer: usize) -> bool {
+        true
+    }
 }
 
 /// Where a walk's indices come from.
@@ -418,6 +424,11 @@ impl Network {
                     .images
                     .push(if track_grad { chosen } else { image.clone() });
                 result.indices.push(indices);
+                if let Walk::Choose(chooser) = &how {
+                    if !chooser.goes_on_after(n) {
+                        return Ok(result);
+                    }
+                }
             }
             if result.indices.len() == max_layers {
                 break;
