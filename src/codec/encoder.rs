@@ -114,8 +114,10 @@ impl RateProbe for Probe {
     /// follows λ as a walk's does, and equals the walk's at the walk's own λ.
     fn estimated_size_at(&self, lambda: f64) -> Option<Result<usize>> {
         let rechosen = self.rd.rechoose_all(lambda);
-        if rechosen.iter().all(Option::is_none) {
-            return None;
+        match self.share_of_bits_in(&rechosen) {
+            Ok(share) if share < LEAST_SHARE_TO_ESTIMATE => return None,
+            Ok(_) => {}
+            Err(e) => return Some(Err(e)),
         }
         let mut per_tile = self.per_tile.clone();
         for (layer, symbols) in rechosen.iter().enumerate() {
@@ -131,7 +133,27 @@ impl RateProbe for Probe {
     }
 }
 
+/// An estimate needs the layers it can choose again (those whose inputs were stored) to
+/// hold at least this share of the walk's payload: on large images only the last layers'
+/// inputs fit in memory, and an estimate that moves only those predicts λ far off (a
+/// 3072×2048 mosaic walked five times, where the search by sizes alone walks three).
+const LEAST_SHARE_TO_ESTIMATE: f64 = 0.5;
+
 impl Probe {
+    /// The share of the walk's payload bytes in the layers that `rechosen` has.
+    fn share_of_bits_in(&self, rechosen: &[Option<Vec<Vec<u32>>>]) -> Result<f64> {
+        let (written, _) = Header::parse(&self.write(&self.per_tile, self.header.layers.len())?)?;
+        let total: u64 = written.segments.iter().map(|&s| s as u64).sum();
+        let covered: u64 = written
+            .segments
+            .iter()
+            .zip(rechosen)
+            .filter(|(_, r)| r.is_some())
+            .map(|(&s, _)| s as u64)
+            .sum();
+        Ok(covered as f64 / total.max(1) as f64)
+    }
+
     /// Puts one layer's symbols, one vector per batch in walk order, back in tile order.
     fn paste(&self, per_tile: &mut [Vec<Vec<u32>>], layer: usize, per_batch: &[Vec<u32>]) {
         for (batch, symbols) in self.batches.iter().zip(per_batch) {
