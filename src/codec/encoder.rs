@@ -78,6 +78,12 @@ pub(super) struct Probe {
     rd: rd::RdState,
     lambda: f64,
     trim: Trim,
+    /// The segment bytes of each layer of the walk's symbols written whole (less trailing
+    /// layers that keep every cell).
+    segments: Vec<u32>,
+    /// How many leading layers the walk's file codes ([`Probe::layers_worth_coding`] at
+    /// the walk's λ).
+    coded: usize,
 }
 
 impl RateProbe for Probe {
@@ -87,26 +93,21 @@ impl RateProbe for Probe {
 
     /// The file as walked.
     fn file(&self) -> Result<Vec<u8>> {
-        let count = self.layers_worth_coding(&self.per_tile, self.lambda)?;
-        self.write(&self.per_tile, count)
+        self.write(&self.per_tile, self.coded)
     }
 
     /// The file with the last layer that codes anything chosen again at `lambda` (the
     /// layers after it keep every cell, or are left out as in the walk's file);
     /// `None`: not possible here.
     fn file_with_last_at(&self, lambda: f64) -> Option<Result<Vec<u8>>> {
-        let count = match self.layers_worth_coding(&self.per_tile, self.lambda) {
-            Ok(count) => count,
-            Err(e) => return Some(Err(e)),
-        };
-        let last = (0..count).rev().find(|&l| {
+        let last = (0..self.coded).rev().find(|&l| {
             let spec = &self.header.layers[l];
             self.per_tile.iter().any(|t| !all_kept(&t[l], spec))
         })?;
         let rechosen = self.rd.rechoose(last, lambda)?;
         let mut per_tile = self.per_tile.clone();
         self.paste(&mut per_tile, last, &rechosen);
-        Some(self.write(&per_tile, count))
+        Some(self.write(&per_tile, self.coded))
     }
 
     /// The size of the file with every layer chosen again at `lambda` from this walk's
@@ -114,10 +115,8 @@ impl RateProbe for Probe {
     /// follows λ as a walk's does, and equals the walk's at the walk's own λ.
     fn estimated_size_at(&self, lambda: f64) -> Option<Result<usize>> {
         let rechosen = self.rd.rechoose_all(lambda);
-        match self.share_of_bits_in(&rechosen) {
-            Ok(share) if share < LEAST_SHARE_TO_ESTIMATE => return None,
-            Ok(_) => {}
-            Err(e) => return Some(Err(e)),
+        if self.share_of_bits_in(&rechosen) < LEAST_SHARE_TO_ESTIMATE {
+            return None;
         }
         let mut per_tile = self.per_tile.clone();
         for (layer, symbols) in rechosen.iter().enumerate() {
@@ -126,8 +125,12 @@ impl RateProbe for Probe {
             }
         }
         let size = self
-            .layers_worth_coding(&per_tile, lambda)
-            .and_then(|count| self.write(&per_tile, count))
+            .write(&per_tile, self.header.layers.len())
+            .and_then(|whole| {
+                let (written, _) = Header::parse(&whole)?;
+                let count = self.layers_worth_coding(&written.segments, &per_tile, lambda);
+                self.write(&per_tile, count)
+            })
             .map(|file| file.len());
         Some(size)
     }
@@ -140,18 +143,41 @@ impl RateProbe for Probe {
 const LEAST_SHARE_TO_ESTIMATE: f64 = 0.5;
 
 impl Probe {
+    /// A walk's probe: its symbols written once to learn each layer's segment bytes, and
+    /// how many of its layers its file codes.
+    fn new(
+        header: Header,
+        per_tile: Vec<Vec<Vec<u32>>>,
+        batches: Vec<Vec<usize>>,
+        rd: rd::RdState,
+        lambda: f64,
+        trim: Trim,
+    ) -> Result<Probe> {
+        let n = header.layers.len();
+        let mut probe = Probe {
+            header,
+            per_tile,
+            batches,
+            rd,
+            lambda,
+            trim,
+            segments: Vec::new(),
+            coded: n,
+        };
+        let (written, _) = Header::parse(&probe.write(&probe.per_tile, n)?)?;
+        probe.coded = probe.layers_worth_coding(&written.segments, &probe.per_tile, lambda);
+        probe.segments = written.segments;
+        Ok(probe)
+    }
+
     /// The share of the walk's payload bytes in the layers that `rechosen` has.
-    fn share_of_bits_in(&self, rechosen: &[Option<Vec<Vec<u32>>>]) -> Result<f64> {
-        let (written, _) = Header::parse(&self.write(&self.per_tile, self.header.layers.len())?)?;
-        let total: u64 = written.segments.iter().map(|&s| s as u64).sum();
-        let covered: u64 = written
-            .segments
-            .iter()
-            .zip(rechosen)
+    fn share_of_bits_in(&self, rechosen: &[Option<Vec<Vec<u32>>>]) -> f64 {
+        let total: u64 = self.segments.iter().map(|&s| s as u64).sum();
+        let covered: u64 = (self.segments.iter().zip(rechosen))
             .filter(|(_, r)| r.is_some())
             .map(|(&s, _)| s as u64)
             .sum();
-        Ok(covered as f64 / total.max(1) as f64)
+        covered as f64 / total.max(1) as f64
     }
 
     /// Puts one layer's symbols, one vector per batch in walk order, back in tile order.
@@ -197,29 +223,34 @@ impl Probe {
     }
 
     /// How many leading layers of `per_tile`'s symbols make the file of least `D + λ·R`
-    /// at trade-off `lambda` with [`Trim::RateDistortion`] (otherwise all): leaving out
-    /// layer `l` saves its segment and header bytes and gives back the squared error its
-    /// coded cells removed. A layer's segment does not depend on the layers after it
-    /// (§7.4), so one written file gives every shorter file's size.
-    fn layers_worth_coding(&self, per_tile: &[Vec<Vec<u32>>], lambda: f64) -> Result<usize> {
+    /// at trade-off `lambda` with [`Trim::RateDistortion`] (otherwise all), given the
+    /// `segments` those symbols write: leaving out layer `l` saves its segment and header
+    /// bytes and gives back the squared error its coded cells removed. A layer's segment
+    /// does not depend on the layers after it (§7.4), so one written file gives every
+    /// shorter file's size.
+    fn layers_worth_coding(
+        &self,
+        segments: &[u32],
+        per_tile: &[Vec<Vec<u32>>],
+        lambda: f64,
+    ) -> usize {
         let n = self.header.layers.len();
         if self.trim != Trim::RateDistortion || lambda == 0.0 {
-            return Ok(n);
+            return n;
         }
-        let (written, _) = Header::parse(&self.write(per_tile, n)?)?;
         let header_bits = |count: usize| {
-            let mut shorter = written.clone();
+            let mut shorter = self.header.clone();
             shorter.layers.truncate(count);
-            shorter.segments.truncate(count);
+            shorter.segments = segments[..count].to_vec();
             8.0 * shorter.encoded_len() as f64
         };
         // The cost of the first `count` layers less that of all the written ones.
         let (mut cost, mut best) = (0.0, (0.0, n));
-        for count in (1..written.layers.len()).rev() {
+        for count in (1..segments.len()).rev() {
             let Some(gain) = self.rd.gain(count, &self.per_batch(per_tile, count)) else {
                 break;
             };
-            let bits = 8.0 * written.segments[count] as f64;
+            let bits = 8.0 * segments[count] as f64;
             let layer_lambda = self.rd.layer_lambda(count, lambda as f32) as f64;
             cost +=
                 gain - layer_lambda * bits - lambda * (header_bits(count + 1) - header_bits(count));
@@ -227,7 +258,7 @@ impl Probe {
                 best = (cost, count);
             }
         }
-        Ok(best.1)
+        best.1
     }
 }
 
@@ -282,14 +313,7 @@ pub(super) fn walk_with(
         batches.push(batch.indices.to_vec());
         Ok(())
     })?;
-    Ok(Probe {
-        header,
-        per_tile,
-        batches,
-        rd,
-        lambda,
-        trim,
-    })
+    Probe::new(header, per_tile, batches, rd, lambda, trim)
 }
 
 /// Codes the first `n` layers at trade-off `lambda`.

@@ -54,6 +54,11 @@ struct LayerChoice {
 }
 
 impl LayerChoice {
+    /// Whether the walk reached this layer (else every cell keeps).
+    fn walked(&self) -> bool {
+        !self.keep_dist.is_empty()
+    }
+
     /// A grid pixel at scale s stands for 4^s image pixels.
     fn weight(&self) -> f32 {
         EIGHT_BIT * (1u32 << (2 * self.spec.scale_log2)) as f32
@@ -62,13 +67,15 @@ impl LayerChoice {
     /// How much the cells that code a candidate among `symbols` (`[B·cells]`, as
     /// [`LayerChoice::choose`] gives them) lower the weighted squared error from keeping.
     fn gain(&self, symbols: &[u32]) -> f64 {
+        if !self.walked() {
+            return 0.0;
+        }
         let (k, cells) = (self.spec.k as usize, self.grid.len());
         let weight = self.weight() as f64;
         symbols
             .iter()
             .enumerate()
             .filter(|&(_, &s)| s != self.spec.k)
-            .filter(|_| !self.keep_dist.is_empty())
             .map(|(at, &s)| {
                 let (b, cell) = (at / cells, at % cells);
                 let coded = self.dist[(b * k + s as usize) * cells + cell];
@@ -84,7 +91,7 @@ impl LayerChoice {
         let (spec, grid) = (self.spec, self.grid);
         let (k, cells) = (spec.k as usize, grid.len());
         let weight = self.weight();
-        let walked = !self.keep_dist.is_empty();
+        let walked = self.walked();
         let mut path = Vec::new();
         let mut bits = 0.0;
         let mut chosen = Vec::with_capacity(self.batch * cells);
