@@ -16,7 +16,8 @@ pub struct EvalOptions {
     /// Target rates in bpp, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [0.05, 0.1, 0.125, 0.25, 0.5, 0.75])]
     pub rates: Vec<f64>,
-    /// JPEG qualities to sweep, comma-separated.
+    /// JPEG qualities to sweep, comma-separated; qualities 90, 95, 98 and 100 follow while
+    /// the sweep stays under ddn's highest mean rate, so every ddn rate has a comparison.
     #[arg(long, value_delimiter = ',', default_values_t = [2u8, 5, 8, 10, 15, 20, 30, 40, 50, 60, 75, 85])]
     pub jpeg_qualities: Vec<u8>,
     /// Skip the JPEG sweep (the anchors still give a JPEG curve).
@@ -98,6 +99,12 @@ pub fn run(o: &EvalOptions) -> Result<()> {
     let step = || bar.inc(1);
     let mut points = eval::evaluate_ddn(&model, &images, &o.rates, o.tile, &step)?;
     points.extend(eval::evaluate_jpeg(&images, jpeg_qualities, &step)?);
+    let mut swept = jpeg_qualities.to_vec();
+    while let Some(q) = eval::jpeg_quality_to_cover(&points, &swept) {
+        bar.inc_length(images.len() as u64);
+        points.extend(eval::evaluate_jpeg(&images, &[q], &step)?);
+        swept.push(q);
+    }
     bar.finish_and_clear();
     if let Some(train) = &o.rvq_baseline {
         let crops = Dataset::load(train, RVQ_CROP as usize)?.crops(1, RVQ_CROPS, RVQ_CROP);

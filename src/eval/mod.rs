@@ -156,6 +156,33 @@ pub fn evaluate_rvq(
     Ok(out)
 }
 
+/// Qualities past a sweep's, tried in turn while JPEG's mean rate stays under ddn's
+/// highest: smooth photos stay under 1 bpp at quality 85, which left the comparison at
+/// the top rates empty.
+const JPEG_QUALITIES_TO_COVER: [u8; 4] = [90, 95, 98, 100];
+
+/// The next JPEG quality to add so that the JPEG curve reaches ddn's highest mean rate,
+/// given the points so far and the qualities swept; `None` once it does, when nothing
+/// was swept (no JPEG wanted), or when no quality is left.
+pub fn jpeg_quality_to_cover(points: &[Point], swept: &[u8]) -> Option<u8> {
+    let top = |codec: &str| {
+        means(points)
+            .iter()
+            .filter(|m| m.codec == codec)
+            .map(|m| m.bpp)
+            .fold(None, |top: Option<f64>, bpp| {
+                Some(top.map_or(bpp, |t| t.max(bpp)))
+            })
+    };
+    let highest_swept = *swept.iter().max()?;
+    if top("jpeg")? >= top("ddn")? {
+        return None;
+    }
+    JPEG_QUALITIES_TO_COVER
+        .into_iter()
+        .find(|&q| q > highest_swept)
+}
+
 /// Codes every image at every JPEG quality.
 pub fn evaluate_jpeg(
     images: &[(String, RgbImage)],
@@ -291,4 +318,39 @@ pub fn markdown_table(means: &[MeanPoint]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(codec: &str, setting: f64, bpp: f64) -> Point {
+        Point {
+            codec: codec.into(),
+            image: "a".into(),
+            setting,
+            layers: 0,
+            bpp,
+            psnr: 30.0,
+            ms_ssim: None,
+            encode_s: 0.0,
+            decode_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_jpeg_sweep_goes_on_until_it_reaches_ddns_highest_rate() {
+        let mut points = vec![point("ddn", 1.0, 0.99), point("jpeg", 85.0, 0.85)];
+        assert_eq!(jpeg_quality_to_cover(&points, &[50, 85]), Some(90));
+        points.push(point("jpeg", 90.0, 0.95));
+        assert_eq!(jpeg_quality_to_cover(&points, &[50, 85, 90]), Some(95));
+        points.push(point("jpeg", 95.0, 1.4));
+        assert_eq!(jpeg_quality_to_cover(&points, &[50, 85, 90, 95]), None);
+        // Past the last quality there is nothing left to try.
+        let short = vec![point("ddn", 9.0, 9.0), point("jpeg", 100.0, 5.0)];
+        assert_eq!(jpeg_quality_to_cover(&short, &[100]), None);
+        // No sweep wanted, or no ddn points: nothing to add.
+        assert_eq!(jpeg_quality_to_cover(&points[..1], &[]), None);
+        assert_eq!(jpeg_quality_to_cover(&points[1..], &[85]), None);
+    }
 }
