@@ -165,14 +165,12 @@ const JPEG_QUALITIES_TO_COVER: [u8; 4] = [90, 95, 98, 100];
 /// given the points so far and the qualities swept; `None` once it does, when nothing
 /// was swept (no JPEG wanted), or when no quality is left.
 pub fn jpeg_quality_to_cover(points: &[Point], swept: &[u8]) -> Option<u8> {
+    let means = means(points);
     let top = |codec: &str| {
-        means(points)
-            .iter()
+        (means.iter())
             .filter(|m| m.codec == codec)
             .map(|m| m.bpp)
-            .fold(None, |top: Option<f64>, bpp| {
-                Some(top.map_or(bpp, |t| t.max(bpp)))
-            })
+            .reduce(f64::max)
     };
     let highest_swept = *swept.iter().max()?;
     if top("jpeg")? >= top("ddn")? {
