@@ -39,6 +39,18 @@ pub struct FileInfo {
     pub file_bytes: usize,
     pub bpp: f64,
     pub layers: Vec<LayerInfo>,
+    /// Format 4's output filter (codec-spec.md §7.5), if the file has one.
+    pub filter: Option<FilterInfo>,
+}
+
+/// The output filter of a file, in brief.
+#[derive(Debug, Serialize)]
+pub struct FilterInfo {
+    pub bytes: u32,
+    pub classes: usize,
+    pub precision: u8,
+    /// Whether a decode applies it (not to a truncated file).
+    pub applied: bool,
 }
 
 /// Reads and checks `bytes` as a `.ddn` file and describes it.
@@ -85,5 +97,11 @@ pub fn describe(bytes: &[u8]) -> Result<FileInfo> {
         file_bytes: bytes.len(),
         bpp: bytes.len() as f64 * 8.0 / (h.width as f64 * h.height as f64),
         layers,
+        filter: (h.filter_len > 0).then(|| FilterInfo {
+            bytes: h.filter_len,
+            classes: file.filter.as_ref().map_or(0, |f| f.classes.len()),
+            precision: file.filter.as_ref().map_or(0, |f| f.precision),
+            applied: file.filter.is_some(),
+        }),
     })
 }

@@ -27,6 +27,7 @@ fn sample() -> (Header, Vec<Vec<u32>>) {
             layer(256, 0, 3),
         ],
         segments: vec![],
+        filter_len: 0,
     };
     let layers = header
         .index_counts()
@@ -105,12 +106,12 @@ fn wrong_magic() {
 #[test]
 fn unknown_version() {
     let mut bytes = sample_bytes();
-    bytes[4] = 4;
+    bytes[4] = 5;
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
         Error::UnsupportedVersion {
-            version: 4,
-            newest: 3
+            version: 5,
+            newest: 4
         }
     ));
 }
@@ -363,6 +364,7 @@ fn format2_index_beyond_k_is_rejected() {
         tile: 4,
         layers: vec![layer(4, 2, 0)],
         segments: vec![],
+        filter_len: 0,
     };
     let mut bytes = write_file(&header, &[vec![3]]).unwrap();
     bytes[24] = 3;
@@ -386,6 +388,7 @@ fn bomb(version: u8) -> Vec<u8> {
         tile: 1,
         layers: vec![layer(2, 0, 0)],
         segments: if version == 1 { vec![] } else { vec![5] },
+        filter_len: 0,
     };
     let mut bytes = header.to_bytes().unwrap();
     bytes.extend_from_slice(&[0; 5]);
@@ -518,4 +521,53 @@ fn format3_header_rules_are_enforced() {
         );
     });
     assert_eq!(field(err), "segment length");
+}
+
+/// The sample in format 4 with a two-class output filter.
+fn sample_v4_bytes() -> Vec<u8> {
+    use ddn::bitstream::{filter::FILTER_TAPS, with_filter, FilterParams};
+    let (mut header, mut layers) = sample();
+    header.version = 4;
+    for (symbols, spec) in layers.iter_mut().zip(&header.layers) {
+        symbols.iter_mut().step_by(3).for_each(|s| *s = spec.k);
+    }
+    let plain = write_file(&header, &layers).unwrap();
+    let mut class = [[0; FILTER_TAPS]; 3];
+    class[0][0] = 7;
+    class[2][13] = -20;
+    let filter = FilterParams {
+        precision: 7,
+        thresholds: vec![1000],
+        classes: vec![class, [[3; FILTER_TAPS]; 3]],
+    };
+    with_filter(&plain, Some(&filter)).unwrap()
+}
+
+#[test]
+fn format4_every_single_bit_flip_is_caught() {
+    let bytes = sample_v4_bytes();
+    assert!(read_file(&bytes).unwrap().filter.is_some());
+    assert_every_bit_flip_is_caught(&bytes);
+}
+
+#[test]
+fn format4_damaged_filter_section_is_refused_by_name() {
+    let bytes = sample_v4_bytes();
+    let header_len = read_file(&bytes).unwrap().header.encoded_len();
+    let filter_len = read_file(&bytes).unwrap().header.filter_len as usize;
+    let section = bytes.len() - 4 - filter_len;
+    // Precision 13, then 0 classes: checksums fixed, so only the ranges can say no.
+    for (at, value, field) in [(0, 13, "filter precision"), (1, 0, "filter classes")] {
+        let mut damaged = bytes.clone();
+        damaged[section + at] = value;
+        fix_crcs_v3(&mut damaged, header_len);
+        match read_file(&damaged).unwrap_err() {
+            Error::InvalidField { field: f, .. } => assert_eq!(f, field),
+            other => panic!("{other}"),
+        }
+    }
+    // Cut inside the section: a truncated file, decoded whole but not filtered.
+    let cut = read_file(&bytes[..section + 3]).unwrap();
+    assert!(cut.truncation.is_some() && cut.filter.is_none());
+    assert_eq!(cut.layers.len(), 4);
 }

@@ -71,3 +71,41 @@ fn tuning_for_ssim_gives_the_coarse_levels_more_of_the_rate() {
     assert_eq!(Tune::Ssim.lambda_factor(0), 1.0);
     assert!((Tune::Ssim.lambda_factor(2) - 0.64).abs() < 1e-6);
 }
+
+#[test]
+fn the_output_filter_is_fitted_and_applied_as_the_spec_says() {
+    use ddn::bitstream::{read_file, with_filter};
+    use ddn::codec::filter::filter_image;
+    let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.png");
+    let rgb = image::open(path).unwrap().to_rgb8();
+    let source = SourceImage {
+        rgb: rgb.clone(),
+        grey: false,
+        had_alpha: false,
+    };
+    let budget = (0.5 * (rgb.width() * rgb.height()) as f64 / 8.0) as usize;
+    let opts = EncodeOptions {
+        rate: Rate::Bpp(0.5),
+        ..EncodeOptions::default()
+    };
+    let bytes = encode(&model, &source, opts).unwrap();
+    assert!(bytes.len() <= budget);
+    let params = read_file(&bytes)
+        .unwrap()
+        .filter
+        .expect("a filter pays at 0.5 bpp");
+    // The decode is the unfiltered decode, filtered; and the filter raises the PSNR.
+    let plain = with_filter(&bytes, None).unwrap();
+    let unfiltered = decode(&model, &plain, None).unwrap().image.to_rgb8();
+    let decoded = decode(&model, &bytes, None).unwrap().image.to_rgb8();
+    assert_eq!(decoded, filter_image(&params, &unfiltered));
+    assert!(psnr(&rgb, &decoded) > psnr(&rgb, &unfiltered) + 0.02);
+    // Fewer layers than the file codes: no filter.
+    let n = read_file(&bytes).unwrap().header.layers.len();
+    let partial = decode(&model, &bytes, Some(n - 1)).unwrap().image.to_rgb8();
+    assert_eq!(
+        partial,
+        decode(&model, &plain, Some(n - 1)).unwrap().image.to_rgb8()
+    );
+}

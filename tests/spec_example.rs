@@ -1,6 +1,47 @@
 //! codec-spec.md §11: the worked examples of every format, byte for byte.
 
-use ddn::bitstream::{read_file, write_file, Header, LayerSpec, ModelId, Truncation};
+use ddn::bitstream::filter::FILTER_TAPS;
+use ddn::bitstream::{
+    read_file, with_filter, write_file, FilterParams, Header, LayerSpec, ModelId, Truncation,
+};
+use ddn::codec::filter::filter_image;
+
+/// §11.4, format 4: §11.1's file with a filter section (derived from the spec by a
+/// separate program).
+const EXAMPLE4: [u8; 81] = [
+    0x89, 0x44, 0x44, 0x4E, // magic
+    0x04, 0x00, // version 4, flags
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, // model id
+    0x03, 0x00, 0x02, 0x00, 0x02, 0x00, // width, height, tile
+    0x02, 0x02, // layer count, run count
+    0x01, 0x03, 0x00, 0x01, // run 0
+    0x01, 0x04, 0x00, 0x10, // run 1
+    0x01, 0x01, // segment lengths 1 and 1
+    0x26, // filter length F = 38
+    0x60, 0x92, 0x3F, 0x1A, // header CRC
+    0x51, 0x70, // the two segments
+    0x06, 0x02, 0xAC, 0x1B, // p = 6, q = 2, t_1 = 3500
+    0x08, 0x78, 0x43, 0xFF, 0xFF, 0xD8, 0x43, 0xC2, 0x1F, 0x9F, 0xFF, 0xF0, 0x87, 0x84, 0x3F, 0xFF,
+    0xFD, 0x09, 0xF1, 0x3F, 0xE4, 0xFF, 0xF1, 0x3E, 0x27, 0xFC, 0x9F, 0xFE, 0x27, 0xC4, 0xFF, 0x93,
+    0xFF, 0xC0, // 162 coefficients (266 bits), 6 bits of padding
+    0xD4, 0xD0, 0x49, 0x59, // trailer CRC
+];
+
+/// §11.4's filter.
+fn example_filter() -> FilterParams {
+    let mut smooth = [[0; FILTER_TAPS]; 3];
+    let mut sharp = [[0; FILTER_TAPS]; 3];
+    for c in 0..3 {
+        (smooth[c][0], smooth[c][5], smooth[c][26]) = (8, 8, c as i32 - 1);
+        (sharp[c][0], sharp[c][5], sharp[c][14]) = (-4, -4, 2);
+    }
+    smooth[1][12] = -3;
+    FilterParams {
+        precision: 6,
+        thresholds: vec![3500],
+        classes: vec![smooth, sharp],
+    }
+}
 
 /// §11.1, format 3 (derived from the spec by a separate program).
 const EXAMPLE3: [u8; 42] = [
@@ -76,6 +117,7 @@ fn example_header_of(version: u8) -> Header {
             2 => vec![5, 5],
             _ => vec![1, 1],
         },
+        filter_len: 0,
     }
 }
 
@@ -173,5 +215,48 @@ fn missing_trailer_still_decodes_every_layer() {
             complete: 2,
             coded: 2
         })
+    );
+}
+
+#[test]
+fn format4_writer_produces_the_spec_bytes() {
+    let mut header = example_header_of(4);
+    header.segments.clear();
+    let plain = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    assert_eq!(plain.len(), 43, "§11.1's file and F = 0");
+    let bytes = with_filter(&plain, Some(&example_filter())).unwrap();
+    assert_eq!(bytes, EXAMPLE4);
+    assert_eq!(with_filter(&bytes, None).unwrap(), plain);
+}
+
+#[test]
+fn format4_reader_parses_the_spec_bytes() {
+    let file = read_file(&EXAMPLE4).unwrap();
+    assert_eq!(file.header.version, 4);
+    assert_eq!(file.header.filter_len, 38);
+    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
+    assert_eq!(file.filter, Some(example_filter()));
+    // Without its filter section and trailer both layers are there, but not the filter.
+    let cut = read_file(&EXAMPLE4[..39]).unwrap();
+    assert_eq!(cut.layers.len(), 2);
+    assert!(cut.truncation.is_some() && cut.filter.is_none());
+}
+
+#[test]
+fn format4_filter_gives_the_spec_pixels() {
+    let decoded = [
+        [[200, 10, 30], [190, 20, 40], [60, 70, 80]],
+        [[180, 30, 20], [100, 110, 120], [70, 90, 100]],
+    ];
+    let filtered = [
+        [[196, 13, 30], [164, 35, 54], [52, 73, 82]],
+        [[183, 27, 14], [88, 119, 135], [68, 89, 100]],
+    ];
+    let image = |rows: [[[u8; 3]; 3]; 2]| {
+        image::RgbImage::from_fn(3, 2, |x, y| image::Rgb(rows[y as usize][x as usize]))
+    };
+    assert_eq!(
+        filter_image(&example_filter(), &image(decoded)),
+        image(filtered)
     );
 }

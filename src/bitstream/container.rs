@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 
-use super::header::{u32_at, Header, FORMAT_V1};
+use super::filter::FilterParams;
+use super::header::{u32_at, Header, FORMAT_V1, FORMAT_V4};
 use super::packer::{pack_indices, packed_bits, unpack_indices, Bits, BitsRef};
 use super::symbols::{decode_layer, encode_layer, most_symbols};
 
@@ -24,6 +25,8 @@ pub struct DdnFile {
     /// `K`, and in formats 2 and 3 also `K`, keep.
     pub layers: Vec<Vec<u32>>,
     pub truncation: Option<Truncation>,
+    /// Format 4's output filter (§7.5), when the file has one and is complete.
+    pub filter: Option<FilterParams>,
 }
 
 /// The payload bits of every coded layer: format 1's `bits_l`, the segment
@@ -57,8 +60,34 @@ pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
     if header.version != FORMAT_V1 {
         header.segments = payload.iter().map(|s| s.len() as u32).collect();
     }
+    header.filter_len = 0;
     let mut out = header.to_bytes()?;
     payload.iter().for_each(|s| out.extend_from_slice(s));
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// A complete format-4 file `bytes` with its filter section replaced by `filter`'s (none:
+/// `F = 0`): the header's `F` and both CRCs follow.
+pub fn with_filter(bytes: &[u8], filter: Option<&FilterParams>) -> Result<Vec<u8>> {
+    let (mut header, header_len) = Header::parse(bytes)?;
+    if header.version != FORMAT_V4 {
+        return Err(Error::InvalidArgument(format!(
+            "an output filter needs format 4, not {}",
+            header.version
+        )));
+    }
+    let payload_len: u64 = header.segments.iter().map(|&s| s as u64).sum();
+    let payload = &bytes[header_len..header_len + payload_len as usize];
+    let section = filter
+        .map(FilterParams::to_bytes)
+        .transpose()?
+        .unwrap_or_default();
+    header.filter_len = section.len() as u32;
+    let mut out = header.to_bytes()?;
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&section);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
@@ -121,7 +150,8 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
     let bits = layer_bits(&header);
     let total_bits: u64 = bits.iter().sum();
     let payload_len = total_bits.div_ceil(8);
-    let expected_len = header_len as u64 + payload_len + 4;
+    let filter_len = header.filter_len as u64;
+    let expected_len = header_len as u64 + payload_len + filter_len + 4;
     let actual_len = bytes.len() as u64;
     if actual_len > expected_len {
         return Err(Error::TrailingBytes {
@@ -130,8 +160,13 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
     }
     let payload_end = (header_len as u64 + payload_len).min(actual_len) as usize;
     let payload = BitsRef::from_slice(&bytes[header_len..payload_end]);
+    let mut filter = None;
     let truncation = if actual_len == expected_len {
         verify_complete(bytes, payload, total_bits)?;
+        if filter_len > 0 {
+            let at = payload_end;
+            filter = Some(FilterParams::parse(&bytes[at..at + filter_len as usize])?);
+        }
         None
     } else {
         let complete = complete_layers(&bits, payload.len() as u64);
@@ -156,6 +191,7 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
         header,
         layers,
         truncation,
+        filter,
     })
 }
 

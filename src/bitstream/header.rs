@@ -8,10 +8,12 @@ pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
-/// Format 3 (§2–§7): runs, varints, trimmed segments.
+/// Format 4 (§2–§7): format 3 and the output filter (§7.5).
+pub const FORMAT_V4: u8 = 4;
+/// Format 3: runs, varints, trimmed segments; no filter. Still read and written.
 pub const FORMAT_V3: u8 = 3;
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = FORMAT_V3;
+pub const FORMAT_VERSION: u8 = FORMAT_V4;
 /// Format 2 (Annex B): the same symbols and coder, a longer header and whole segments.
 /// Still read and written.
 pub const FORMAT_V2: u8 = 2;
@@ -19,7 +21,7 @@ pub const FORMAT_V2: u8 = 2;
 pub const FORMAT_V1: u8 = 1;
 /// Bytes before the layer schedule in formats 1 and 2 (Annex A, B).
 pub const FIXED_HEADER_LEN: usize = 24;
-/// Bytes before the schedule's runs in format 3 (§2.2).
+/// Bytes before the schedule's runs in formats 3 and 4 (§2.2).
 const FIXED_HEADER_LEN_V3: usize = 22;
 /// The longest varint (§2.1): 5 bytes hold 35 bits, enough for any `u32`.
 const MAX_VARINT_LEN: usize = 5;
@@ -31,7 +33,7 @@ const FLAG_GREY: u8 = 0x01;
 /// The decoded header of a `.ddn` file (§2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// §2.2: 1, 2 or 3.
+    /// §2.2: 1 to 4.
     pub version: u8,
     /// §6: the source was greyscale.
     pub grey: bool,
@@ -41,9 +43,11 @@ pub struct Header {
     pub tile: u32,
     /// The coded layers, the model's first `layers.len()`.
     pub layers: Vec<LayerSpec>,
-    /// Formats 2 and 3: the byte length of every layer's segment (§4, §7). Empty in
+    /// Formats 2 to 4: the byte length of every layer's segment (§4, §7). Empty in
     /// format 1.
     pub segments: Vec<u32>,
+    /// Format 4: the filter section's length `F` (§7.5); 0 in earlier formats.
+    pub filter_len: u32,
 }
 
 /// Checks an image size against §2.2's caps.
@@ -62,18 +66,22 @@ impl Header {
         FIXED_HEADER_LEN + entry_len(version) * n + 4
     }
 
-    /// Bytes the header takes (in format 3, with its segment lengths as they are).
+    /// Bytes the header takes (in formats 3 and 4, with its segment and filter lengths
+    /// as they are).
     pub fn encoded_len(&self) -> usize {
-        if self.version != FORMAT_V3 {
+        if !has_runs(self.version) {
             return Self::encoded_len_for(self.version, self.layers.len());
         }
-        let varints: usize = self.segments.iter().map(|&s| varint_len(s)).sum();
+        let mut varints: usize = self.segments.iter().map(|&s| varint_len(s)).sum();
+        if self.version == FORMAT_V4 {
+            varints += varint_len(self.filter_len);
+        }
         FIXED_HEADER_LEN_V3 + 4 * runs(&self.layers).len() + varints + 4
     }
 
     /// How the payload's segments hold their coder's bytes (§7.2).
     pub fn framing(&self) -> Framing {
-        if self.version == FORMAT_V3 {
+        if has_runs(self.version) {
             Framing::Trimmed
         } else {
             Framing::Whole
@@ -91,7 +99,18 @@ impl Header {
             "segment count",
             self.segments.len() as u64,
             self.segments.len() == segments_expected,
-            "one per layer in formats 2 and 3, none in format 1",
+            "one per layer in formats 2 to 4, none in format 1",
+        )?;
+        let most = if self.version == FORMAT_V4 {
+            super::filter::MAX_FILTER_LEN
+        } else {
+            0
+        };
+        check(
+            "filter length",
+            self.filter_len as u64,
+            self.filter_len <= most,
+            "at most 65535 in format 4, none before",
         )?;
         let g = granule(&self.layers);
         check(
@@ -105,7 +124,7 @@ impl Header {
     /// Serialises the header, its CRC included.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.validate()?;
-        if self.version == FORMAT_V3 {
+        if has_runs(self.version) {
             return Ok(self.to_bytes_v3());
         }
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -132,7 +151,7 @@ impl Header {
         Ok(out)
     }
 
-    /// §2.2 and §4 of format 3: fixed fields, runs, varints, CRC.
+    /// §2.2 and §4 of formats 3 and 4: fixed fields, runs, varints, CRC.
     fn to_bytes_v3(&self) -> Vec<u8> {
         let runs = runs(&self.layers);
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -153,6 +172,9 @@ impl Header {
         }
         for &len in &self.segments {
             write_varint(&mut out, len);
+        }
+        if self.version == FORMAT_V4 {
+            write_varint(&mut out, self.filter_len);
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -176,8 +198,8 @@ impl Header {
                 newest: FORMAT_VERSION,
             });
         }
-        if version == FORMAT_V3 {
-            return Self::parse_v3(bytes);
+        if has_runs(version) {
+            return Self::parse_v3(bytes, version);
         }
         need(bytes, FIXED_HEADER_LEN)?;
         let n = bytes[22] as usize;
@@ -200,14 +222,14 @@ impl Header {
             FORMAT_V1 => Vec::new(),
             _ => (0..n).map(|l| u32_at(bytes, entry(l) + 4)).collect(),
         };
-        let header = Header::assemble(version, flags, &bytes[8..22], layers, segments)?;
+        let header = Header::assemble(version, flags, &bytes[8..22], layers, segments, 0)?;
         Ok((header, len))
     }
 }
 
 impl Header {
-    /// §9 steps 3–5 for format 3.
-    fn parse_v3(bytes: &[u8]) -> Result<(Header, usize)> {
+    /// §9 steps 3–5 for formats 3 and 4.
+    fn parse_v3(bytes: &[u8], version: u8) -> Result<(Header, usize)> {
         need(bytes, FIXED_HEADER_LEN_V3)?;
         let (n, run_count) = (bytes[20] as usize, bytes[21] as usize);
         let varints_at = FIXED_HEADER_LEN_V3 + 4 * run_count;
@@ -216,9 +238,16 @@ impl Header {
         let mut segments = Vec::with_capacity(n);
         let mut minimal = true;
         for _ in 0..n {
-            let (value, len) = read_varint(bytes, at)?;
+            let (value, len) = read_varint(bytes, at, "segment length")?;
             minimal &= len == varint_len(value);
             segments.push(value);
+            at += len;
+        }
+        let mut filter_len = 0;
+        if version == FORMAT_V4 {
+            let (value, len) = read_varint(bytes, at, "filter length")?;
+            minimal &= len == varint_len(value);
+            filter_len = value;
             at += len;
         }
         need(bytes, at + 4)?;
@@ -232,7 +261,7 @@ impl Header {
         )?;
         let layers = expand_runs(&bytes[FIXED_HEADER_LEN_V3..varints_at], n)?;
         check("segment lengths", n as u64, minimal, "minimal varints")?;
-        let header = Header::assemble(FORMAT_V3, flags, &bytes[6..20], layers, segments)?;
+        let header = Header::assemble(version, flags, &bytes[6..20], layers, segments, filter_len)?;
         Ok((header, at + 4))
     }
 
@@ -244,6 +273,7 @@ impl Header {
         ids: &[u8],
         layers: Vec<LayerSpec>,
         segments: Vec<u32>,
+        filter_len: u32,
     ) -> Result<Header> {
         let header = Header {
             version,
@@ -254,6 +284,7 @@ impl Header {
             tile: u16_at(ids, 12) as u32,
             layers,
             segments,
+            filter_len,
         };
         header.validate()?;
         Ok(header)
@@ -335,12 +366,17 @@ fn expand_runs(runs: &[u8], n: usize) -> Result<Vec<LayerSpec>> {
     Ok(layers)
 }
 
+/// Whether a format lists the schedule as runs with varint lengths (§4): 3 and 4.
+fn has_runs(version: u8) -> bool {
+    version >= FORMAT_V3
+}
+
 /// Bytes of `x` as a minimal LEB128 varint (§2.1).
-fn varint_len(x: u32) -> usize {
+pub(super) fn varint_len(x: u32) -> usize {
     (32 - x.leading_zeros() as usize).div_ceil(7).max(1)
 }
 
-fn write_varint(out: &mut Vec<u8>, mut x: u32) {
+pub(super) fn write_varint(out: &mut Vec<u8>, mut x: u32) {
     while x >= 0x80 {
         out.push((x & 0x7F) as u8 | 0x80);
         x >>= 7;
@@ -348,25 +384,21 @@ fn write_varint(out: &mut Vec<u8>, mut x: u32) {
     out.push(x as u8);
 }
 
-/// The varint at `at` and its length in bytes, read byte by byte (§9 step 3).
-fn read_varint(bytes: &[u8], at: usize) -> Result<(u32, usize)> {
+/// The varint at `at` and its length in bytes, read byte by byte (§9 step 3); `field`
+/// names it in errors.
+pub(super) fn read_varint(bytes: &[u8], at: usize, field: &'static str) -> Result<(u32, usize)> {
     let mut value = 0u64;
     for i in 0..MAX_VARINT_LEN {
         need(bytes, at + i + 1)?;
         let byte = bytes[at + i];
         value |= ((byte & 0x7F) as u64) << (7 * i);
         if byte < 0x80 {
-            check(
-                "segment length",
-                value,
-                value <= u32::MAX as u64,
-                "below 2^32",
-            )?;
+            check(field, value, value <= u32::MAX as u64, "below 2^32")?;
             return Ok((value as u32, i + 1));
         }
     }
     Err(Error::InvalidField {
-        field: "segment length",
+        field,
         value,
         expected: "a varint of at most 5 bytes",
     })

@@ -3,18 +3,21 @@
 //! - [`geometry`]: §5, tiles and cells;
 //! - [`packer`]: Annex A (format 1), mixed-radix packing of indices;
 //! - [`range_coder`], [`symbols`]: §7 (formats 2 and 3), keep flags and indices, range coded;
+//! - [`filter`]: §7.5 (format 4), the output filter's section;
 //! - [`container`]: §1, §8, §9, whole files, checksums, truncation.
 
 pub mod container;
+pub mod filter;
 pub mod geometry;
 pub mod header;
 pub mod packer;
 pub mod range_coder;
 pub mod symbols;
 
-pub use container::{layer_bits, read_file, write_file, DdnFile, Truncation};
+pub use container::{layer_bits, read_file, with_filter, write_file, DdnFile, Truncation};
+pub use filter::FilterParams;
 pub use geometry::Tile;
 pub use header::{
-    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_V3,
+    validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4,
     FORMAT_VERSION, MAGIC,
 };

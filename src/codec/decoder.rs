@@ -2,6 +2,7 @@
 
 use image::{DynamicImage, RgbImage};
 
+use super::filter::{self, BandFilter};
 use super::tiles::{self, TileBatch};
 use crate::bitstream::{self, DdnFile, Header, Tile, Truncation};
 use crate::error::{Error, Result};
@@ -126,6 +127,11 @@ pub fn decode_bands(
     let tiles = header.tiles();
     let offsets = tile_offsets(header, &tiles, n);
     let side = header.tile as usize;
+    let mut filter = file
+        .filter
+        .as_ref()
+        .filter(|_| filter::applies(header, n, file.truncation.is_some()))
+        .map(|params| BandFilter::new(params, header.width, header.height));
     for band in tiles::bands(&tiles, header.width, tiles_per_batch(side, side)) {
         let top = tiles[band.start].y;
         let bottom = tiles[band.end - 1].y + tiles[band.end - 1].height;
@@ -134,7 +140,16 @@ pub fn decode_bands(
         tiles::for_each_batch(&tiles, &members, tiles_per_batch, |batch| {
             replay_batch(&model.network, file, &offsets, &batch, n, &mut rgb, top)
         })?;
-        sink(Band { y: top, rgb })?;
+        let Some(filter) = filter.as_mut() else {
+            sink(Band { y: top, rgb })?;
+            continue;
+        };
+        let (y, filtered) = filter.push(top as usize, rgb.as_raw());
+        if !filtered.is_empty() {
+            let rows = (filtered.len() / (3 * header.width as usize)) as u32;
+            let rgb = RgbImage::from_raw(header.width, rows, filtered).expect("whole rows");
+            sink(Band { y: y as u32, rgb })?;
+        }
     }
     Ok(Replayed {
         truncation: file.truncation,

@@ -7,6 +7,7 @@
 
 pub mod decoder;
 pub mod encoder;
+pub mod filter;
 pub mod quality;
 pub mod rate_control;
 pub mod rd;
@@ -192,6 +193,7 @@ fn header_for(
         tile,
         layers: model.network.config().schedule()[..layers].to_vec(),
         segments: Vec::new(),
+        filter_len: 0,
     }
 }
 
@@ -300,17 +302,17 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             encode_at(job, n, 0.0, Trim::Nothing)
         }
         Rate::Lambda(lambda) if lambda.is_finite() && lambda >= 0.0 => {
-            encode_at(job, total, lambda, Trim::RateDistortion)
+            let file = encode_at(job, total, lambda, Trim::RateDistortion)?;
+            with_output_filter(job, file, lambda, usize::MAX)
         }
         Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
-        Rate::Quality(q) => encode_at(
-            job,
-            total,
-            quality::lambda_for_quality(q)?,
-            Trim::RateDistortion,
-        ),
+        Rate::Quality(q) => {
+            let lambda = quality::lambda_for_quality(q)?;
+            let file = encode_at(job, total, lambda, Trim::RateDistortion)?;
+            with_output_filter(job, file, lambda, usize::MAX)
+        }
         Rate::Psnr(db) => {
             let start = start_lambda(DEFAULT_BPP, activity(&job.source.rgb));
             quality::fit_psnr(job, total, db, start)
@@ -329,14 +331,41 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
                 };
             }
             let start = start_lambda(bpp, activity(&job.source.rgb));
-            fit_budget(budget, bpp, start, smallest, |lambda| {
+            let reserve = filter_reserve(budget).min(budget - smallest.len());
+            let mut last_lambda = start;
+            let file = fit_budget(budget - reserve, bpp, start, smallest, |lambda| {
+                last_lambda = lambda;
                 walk_at(job, total, lambda, Trim::RateDistortion)
-            })
+            })?;
+            let room = budget.saturating_sub(file.len());
+            with_output_filter(job, file, last_lambda, room)
         }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
             "a target of {bpp} bpp: it must be a finite number above zero"
         ))),
     }
+}
+
+/// Bytes a `--bpp` search leaves for the output filter (codec-spec.md §7.5): about 0.8 %
+/// of the budget, between 64 and 400 bytes, what the filter chosen at λ took on Kodak
+/// images (one class at 0.05 bpp, 50–60 bytes; 4–8 classes at 1 bpp, 250–450 bytes;
+/// docs/experiments.md, "The output filter"). What the filter does not take is left
+/// unused; a filter that would need more gets fewer classes or none.
+fn filter_reserve(budget: usize) -> usize {
+    (budget / 128).clamp(64, 400).min(budget / 4)
+}
+
+/// `file` with the output filter that pays at `lambda` and takes at most `room` more
+/// bytes, fitted to the file's own decode (codec-spec.md §7.5).
+fn with_output_filter(job: Job, file: Vec<u8>, lambda: f64, room: usize) -> Result<Vec<u8>> {
+    let parsed = bitstream::read_file(&file)?;
+    let (width, height) = job.source.rgb.dimensions();
+    let mut decoded = image::RgbImage::new(width, height);
+    decode_bands(job.model, &parsed, None, |band| {
+        image::imageops::replace(&mut decoded, &band.rgb, 0, band.y as i64);
+        Ok(())
+    })?;
+    filter::add_fitted_filter(file, &job.source.rgb, &decoded, lambda, room)
 }
 
 #[cfg(test)]

@@ -68,11 +68,22 @@ pub(super) fn fit_psnr(job: Job, layers: usize, target: f64, start_lambda: f64) 
             Trim::AllKept,
             Some(&mut reconstruction),
         )?;
-        Ok(Trial {
-            lambda,
-            psnr: decoded_psnr(source, &reconstruction),
-            file: probe.file()?,
-        })
+        // The walk's image is the file's decode, so the output filter is fitted to it.
+        let file = probe.file()?;
+        Ok(
+            match super::filter::fit(&source.rgb, &reconstruction, lambda, usize::MAX) {
+                Some((params, filtered)) => Trial {
+                    lambda,
+                    psnr: decoded_psnr(source, &filtered),
+                    file: crate::bitstream::with_filter(&file, Some(&params))?,
+                },
+                None => Trial {
+                    lambda,
+                    psnr: decoded_psnr(source, &reconstruction),
+                    file,
+                },
+            },
+        )
     };
     // `reaches`: the largest λ that reached the target; `misses`: the smallest that did not.
     let (mut reaches, mut misses): (Option<Trial>, Option<Trial>) = (None, None);

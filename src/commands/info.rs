@@ -47,6 +47,17 @@ fn render_text(i: &FileInfo) -> String {
         i.file_bytes,
         i.bpp,
     );
+    match &i.filter {
+        Some(f) if f.applied => s.push_str(&format!(
+            "filter          {} bytes: {} classes, precision {}\n",
+            f.bytes, f.classes, f.precision
+        )),
+        Some(f) => s.push_str(&format!(
+            "filter          {} bytes, not applied: the file is truncated\n",
+            f.bytes
+        )),
+        None => s.push_str("filter          none\n"),
+    }
     s.push_str("layer      K  scale  cell px      cells       bits   kept  present\n");
     for l in &i.layers {
         let kept = l.kept.map_or("-".to_string(), |k| {
