@@ -332,13 +332,13 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             }
             let start = start_lambda(bpp, activity(&job.source.rgb));
             let reserve = filter_reserve(budget).min(budget - smallest.len());
-            let mut last_lambda = start;
             let file = fit_budget(budget - reserve, bpp, start, smallest, |lambda| {
-                last_lambda = lambda;
                 walk_at(job, total, lambda, Trim::RateDistortion)
             })?;
+            // The payload is chosen: bytes the filter leaves would go unused, so it takes
+            // the option that lowers the error most within them (λ = 0).
             let room = budget.saturating_sub(file.len());
-            with_output_filter(job, file, last_lambda, room)
+            with_output_filter(job, file, 0.0, room)
         }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
             "a target of {bpp} bpp: it must be a finite number above zero"
