@@ -349,10 +349,11 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
 /// Bytes a `--bpp` search leaves for the output filter (codec-spec.md §7.5): about 0.8 %
 /// of the budget, between 64 and 400 bytes, what the filter chosen at λ took on Kodak
 /// images (one class at 0.05 bpp, 50–60 bytes; 4–8 classes at 1 bpp, 250–450 bytes;
-/// docs/experiments.md, "The output filter"). What the filter does not take is left
-/// unused; a filter that would need more gets fewer classes or none.
+/// docs/experiments.md, "The output filter"); at most 1/32 of a small budget, whose
+/// file a filter could not pay for anyway. What the filter does not take is left unused;
+/// a filter that would need more gets fewer classes or none.
 fn filter_reserve(budget: usize) -> usize {
-    (budget / 128).clamp(64, 400).min(budget / 4)
+    (budget / 128).clamp(64, 400).min(budget / 32)
 }
 
 /// `file` with the output filter that pays at `lambda` and takes at most `room` more
