@@ -6,17 +6,23 @@ use ddn::io::SourceImage;
 use ddn::metrics::psnr;
 use ddn::model::{model_id, Model, DEFAULT_MODEL};
 
-#[test]
-fn built_in_model_codes_a_sample_photo() {
+/// The built-in model, and the kodim23 crop of `samples/` as the encoder takes it.
+fn model_and_sample() -> (Model, SourceImage) {
     let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu).unwrap();
-    assert_eq!(model.id, model_id(DEFAULT_MODEL));
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.png");
-    let rgb = image::open(path).unwrap().to_rgb8();
     let source = SourceImage {
-        rgb: rgb.clone(),
+        rgb: image::open(path).unwrap().to_rgb8(),
         grey: false,
         had_alpha: false,
     };
+    (model, source)
+}
+
+#[test]
+fn built_in_model_codes_a_sample_photo() {
+    let (model, source) = model_and_sample();
+    assert_eq!(model.id, model_id(DEFAULT_MODEL));
+    let rgb = source.rgb.clone();
     let mut last = 0.0;
     for layers in [2, 8, 13, 16, 19, 22] {
         let opts = EncodeOptions {
@@ -37,13 +43,7 @@ fn built_in_model_codes_a_sample_photo() {
 fn tuning_for_ssim_gives_the_coarse_levels_more_of_the_rate() {
     use ddn::bitstream::{layer_bits, read_file};
     use ddn::codec::Tune;
-    let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.png");
-    let source = SourceImage {
-        rgb: image::open(path).unwrap().to_rgb8(),
-        grey: false,
-        had_alpha: false,
-    };
+    let (model, source) = model_and_sample();
     // Bits in the layers below full resolution, and in all, at one λ.
     let bits = |tune| {
         let opts = EncodeOptions {
@@ -76,14 +76,8 @@ fn tuning_for_ssim_gives_the_coarse_levels_more_of_the_rate() {
 fn the_output_filter_is_fitted_and_applied_as_the_spec_says() {
     use ddn::bitstream::{read_file, with_filter};
     use ddn::codec::filter::filter_image;
-    let model = Model::from_bytes(DEFAULT_MODEL, &Device::Cpu).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.png");
-    let rgb = image::open(path).unwrap().to_rgb8();
-    let source = SourceImage {
-        rgb: rgb.clone(),
-        grey: false,
-        had_alpha: false,
-    };
+    let (model, source) = model_and_sample();
+    let rgb = source.rgb.clone();
     let budget = (0.5 * (rgb.width() * rgb.height()) as f64 / 8.0) as usize;
     let opts = EncodeOptions {
         rate: Rate::Bpp(0.5),
