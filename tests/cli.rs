@@ -272,3 +272,25 @@ fn tune_takes_psnr_or_ssim_and_nothing_else() {
         "{err}"
     );
 }
+
+#[test]
+fn a_truncated_file_says_its_output_filter_was_not_applied() {
+    let sb = Sandbox::new();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/kodim23-crop.0.25.ddn");
+    let bytes = std::fs::read(sample).unwrap();
+    std::fs::write(sb.path("cut.ddn"), &bytes[..500]).unwrap();
+    // With the built-in model the sample names, not the sandbox's tiny one.
+    let out = std::process::Command::new(common::ddn_binary())
+        .current_dir(sb.path(""))
+        .args(["decompress", "cut.ddn", "-o", "cut.png"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("truncated file"), "{stderr}");
+    assert!(stderr.contains("output filter was not applied"), "{stderr}");
+}

@@ -230,8 +230,14 @@ fn decompress_one(
         }
     };
     if let Some(t) = decoded.truncation {
+        // A truncated file is never filtered (codec-spec.md §7.5): say so when it had one.
+        let unfiltered = if file.header.filter_len > 0 {
+            ", and its output filter was not applied"
+        } else {
+            ""
+        };
         eprintln!(
-            "ddn: warning: {}: truncated file: decoded {} of {} layers; the payload could not be verified",
+            "ddn: warning: {}: truncated file: decoded {} of {} layers; the payload could not be verified{unfiltered}",
             input.display(),
             decoded.layers_decoded,
             t.coded
