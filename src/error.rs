@@ -26,7 +26,7 @@ pub enum Error {
     HeaderChecksum { stored: u32, computed: u32 },
     #[error("file checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupt")]
     FileChecksum { stored: u32, computed: u32 },
-    #[error("invalid header field {field} = {value}: {expected}")]
+    #[error("invalid field {field} = {value}: {expected}")]
     InvalidField {
         field: &'static str,
         value: u64,
