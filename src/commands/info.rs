@@ -49,8 +49,11 @@ fn render_text(i: &FileInfo) -> String {
     );
     match &i.filter {
         Some(f) if f.applied => s.push_str(&format!(
-            "filter          {} bytes: {} classes, precision {}\n",
-            f.bytes, f.classes, f.precision
+            "filter          {} bytes: {} class{}, precision {}\n",
+            f.bytes,
+            f.classes,
+            if f.classes == 1 { "" } else { "es" },
+            f.precision
         )),
         Some(f) => s.push_str(&format!(
             "filter          {} bytes, not applied: the file is truncated\n",
