@@ -2,7 +2,7 @@
 
 use image::{DynamicImage, RgbImage};
 
-use super::filter::{self, BandFilter};
+use super::filter::BandFilter;
 use super::tiles::{self, TileBatch};
 use crate::bitstream::{self, DdnFile, Header, Tile, Truncation};
 use crate::error::{Error, Result};
@@ -127,10 +127,11 @@ pub fn decode_bands(
     let tiles = header.tiles();
     let offsets = tile_offsets(header, &tiles, n);
     let side = header.tile as usize;
+    // A file has its filter only when complete (§9); it applies to a decode of every layer.
     let mut filter = file
         .filter
         .as_ref()
-        .filter(|_| filter::applies(header, n, file.truncation.is_some()))
+        .filter(|_| n == header.layers.len())
         .map(|params| BandFilter::new(params, header.width, header.height));
     for band in tiles::bands(&tiles, header.width, tiles_per_batch(side, side)) {
         let top = tiles[band.start].y;

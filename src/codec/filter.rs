@@ -12,7 +12,6 @@ use rayon::prelude::*;
 use crate::bitstream::filter::{
     ClassCoefficients, FilterParams, FILTER_TAPS, MAX_CLASSES, MAX_COEFFICIENT,
 };
-use crate::bitstream::Header;
 use crate::error::Result;
 
 /// Rows a filtered row reads above and below it (the diamond's radius, and the activity's
@@ -247,12 +246,6 @@ impl<'a> BandFilter<'a> {
     }
 }
 
-/// Whether a decode of `n` layers of a file applies its filter: only a complete file
-/// decoded whole (§7.5).
-pub fn applies(header: &Header, n: usize, truncated: bool) -> bool {
-    header.filter_len > 0 && !truncated && n == header.layers.len()
-}
-
 /// Columns of a fit's design matrix: the features, then the residual `r`.
 const COLUMNS: usize = FILTER_TAPS + 1;
 
@@ -423,7 +416,8 @@ pub fn fit(
     let activity = src.activity(0..h);
     let fine = quantile_thresholds(&activity);
     let normals = normal_equations(&src, source.as_raw(), &activity, &fine);
-    let mut best: Option<(f64, FilterParams)> = None;
+    // The best option so far: its cost, the filter and its section's bits.
+    let mut best: Option<(f64, FilterParams, f64)> = None;
     let mut tried: Vec<Vec<u32>> = Vec::new();
     for q in CLASS_COUNTS {
         let thresholds = coarser(&fine, q);
@@ -444,15 +438,15 @@ pub fn fit(
             if bytes.len() > room {
                 continue;
             }
-            let cost = change + lambda * 8.0 * bytes.len() as f64;
-            if best.as_ref().is_none_or(|(b, _)| cost < *b) {
-                best = Some((cost, params));
+            let bits = 8.0 * bytes.len() as f64;
+            let cost = change + lambda * bits;
+            if best.as_ref().is_none_or(|(b, _, _)| cost < *b) {
+                best = Some((cost, params, bits));
             }
         }
     }
-    let (_, params) = best.filter(|(cost, _)| *cost < 0.0)?;
+    let (_, params, bits) = best.filter(|(cost, _, _)| *cost < 0.0)?;
     // The estimate leaves out rounding and clamping: keep the filter only if it pays.
-    let bits = 8.0 * params.to_bytes().ok()?.len() as f64;
     let filtered = filter_image(&params, decoded);
     let gain = squared_error(source, decoded) - squared_error(source, &filtered);
     (gain > lambda * bits).then_some((params, filtered))
