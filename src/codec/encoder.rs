@@ -8,10 +8,15 @@ use super::{header_for, rd, tiles};
 use crate::bitstream::{self, Header};
 use crate::error::Result;
 use crate::io::SourceImage;
-use crate::model::{Model, Network, Walk};
+use crate::model::{LayerInput, Model, Network, Walk};
 
 /// Largest `batch × K × 3 × h × w` candidate tensor an encoder batch may make (floats).
 const ENCODE_BATCH_FLOATS: usize = 24 << 20;
+
+/// At most this many floats of a walk's layer inputs are kept (128 MB), shared among the
+/// batches by their tiles, to make the image of the final file without walking again
+/// ([`Probe::decoded_image`]): a full-resolution layer of up to two megapixels.
+const KEPT_INPUT_FLOATS: usize = 1 << 25;
 
 /// Tiles per encoder batch for tiles of `h × w` pixels.
 fn encode_batch(network: &Network, h: usize, w: usize, layers: usize) -> usize {
@@ -75,6 +80,8 @@ pub(super) struct Probe {
     per_tile: Vec<Vec<Vec<u32>>>,
     /// The tiles of each encoder batch, in walk order.
     batches: Vec<Vec<usize>>,
+    /// Each batch's padded tile side and the layer input its walk kept, in walk order.
+    inputs: Vec<BatchInputs>,
     rd: rd::RdState,
     lambda: f64,
     trim: Trim,
@@ -136,6 +143,13 @@ impl RateProbe for Probe {
     }
 }
 
+/// One encoder batch's padded tile size and the input its walk kept.
+struct BatchInputs {
+    height: usize,
+    width: usize,
+    input: Option<LayerInput>,
+}
+
 /// An estimate needs the layers it can choose again (those whose inputs were stored) to
 /// hold at least this share of the walk's payload: on large images only the last layers'
 /// inputs fit in memory, and an estimate that moves only those predicts λ far off (a
@@ -149,6 +163,7 @@ impl Probe {
         header: Header,
         per_tile: Vec<Vec<Vec<u32>>>,
         batches: Vec<Vec<usize>>,
+        inputs: Vec<BatchInputs>,
         rd: rd::RdState,
         lambda: f64,
         trim: Trim,
@@ -158,6 +173,7 @@ impl Probe {
             header,
             per_tile,
             batches,
+            inputs,
             rd,
             lambda,
             trim,
@@ -168,6 +184,43 @@ impl Probe {
         probe.coded = probe.layers_worth_coding(&written.segments, &probe.per_tile, lambda);
         probe.segments = written.segments;
         Ok(probe)
+    }
+
+    /// The image `file` decodes to before its output filter, made from the walk's kept
+    /// input of the file's last layer, bit for bit what decoding gives; `None` where the
+    /// walk kept another layer's or `file` does not share the walk's earlier layers (then
+    /// decode it).
+    pub(super) fn decoded_image(&self, network: &Network, file: &[u8]) -> Result<Option<RgbImage>> {
+        let parsed = bitstream::read_file(file)?;
+        let last = parsed.layers.len() - 1;
+        let walked = |l: usize| self.per_tile.iter().flat_map(move |t| t[l].iter().copied());
+        let same_walk = parsed.header.layers[..] == self.header.layers[..=last]
+            && (0..last).all(|l| parsed.layers[l].iter().copied().eq(walked(l)));
+        if !same_walk {
+            return Ok(None);
+        }
+        let mut from_file = self.per_tile.clone();
+        let mut symbols = parsed.layers[last].as_slice();
+        for tile in &mut from_file {
+            let (own, rest) = symbols.split_at(tile[last].len());
+            tile[last] = own.to_vec();
+            symbols = rest;
+        }
+        let tiles = self.header.tiles();
+        let (width, height) = (self.header.width, self.header.height);
+        let mut image = RgbImage::new(width, height);
+        for ((batch, inputs), indices) in
+            (self.batches.iter().zip(&self.inputs)).zip(self.per_batch(&from_file, last))
+        {
+            let Some(input) = inputs.input.as_ref().filter(|i| i.layer == last) else {
+                return Ok(None);
+            };
+            let chosen = network.chosen_image(input, &indices)?;
+            let full = tiles::full_resolution(&chosen, inputs.height, inputs.width)?;
+            let members: Vec<_> = batch.iter().map(|&t| tiles[t]).collect();
+            tiles::paste_batch(&mut image, 0, &members, &full)?;
+        }
+        Ok(Some(image))
     }
 
     /// The share of the walk's payload bytes in the layers that `rechosen` has.
@@ -284,6 +337,7 @@ pub(super) fn walk_with(
     let tiles = header.tiles();
     let mut per_tile: Vec<Vec<Vec<u32>>> = vec![Vec::new(); tiles.len()];
     let mut batches = Vec::new();
+    let mut inputs = Vec::new();
     let network = &model.network;
     let mut rd = rd::RdState::new(&header.layers, lambda, job.tune);
     if trim == Trim::RateDistortion {
@@ -298,7 +352,14 @@ pub(super) fn walk_with(
         let weights = job
             .roi
             .map(|roi| tiles::weight_batch(roi, &batch.tiles, ROI_GAIN));
-        let mut chooser = rd.batch(&targets, weights.as_deref(), w, h);
+        let keep = if trim == Trim::RateDistortion {
+            KEPT_INPUT_FLOATS * batch.tiles.len() / tiles.len()
+        } else {
+            0
+        };
+        let mut chooser = rd
+            .batch(&targets, weights.as_deref(), w, h)
+            .keeping_inputs(keep);
         let mut walk = network.walk(batch.tiles.len(), h, w, n, Walk::Choose(&mut chooser))?;
         let walked = walk.indices.len();
         if walked < n {
@@ -311,9 +372,14 @@ pub(super) fn walk_with(
         }
         split_by_tile(&walk.indices, batch.indices, &mut per_tile);
         batches.push(batch.indices.to_vec());
+        inputs.push(BatchInputs {
+            height: h,
+            width: w,
+            input: walk.input,
+        });
         Ok(())
     })?;
-    Probe::new(header, per_tile, batches, rd, lambda, trim)
+    Probe::new(header, per_tile, batches, inputs, rd, lambda, trim)
 }
 
 /// Codes the first `n` layers at trade-off `lambda`.
@@ -448,6 +514,46 @@ mod tests {
             );
         }
         assert!(shorter > 0, "no λ left a layer out");
+    }
+
+    #[test]
+    fn the_image_made_from_the_kept_inputs_is_what_decoding_gives_bit_for_bit() {
+        // Partial tiles at the right and bottom edges, several batches of tiles.
+        let (model, source) = tiny_model_and_source(75, 41);
+        let n = model.network.config().layer_count();
+        let (mut made_count, mut files_count) = (0, 0);
+        for lambda in [0.0, 50.0, 300.0, 3_000.0] {
+            let probe = walk_at(job(&model, &source), n, lambda, Trim::RateDistortion).unwrap();
+            let rechosen = |l: f64| probe.file_with_last_at(l).unwrap().unwrap();
+            let files = [
+                probe.file().unwrap(),
+                rechosen(lambda / 3.0 + 1.0),
+                rechosen(lambda * 3.0 + 1.0),
+            ];
+            for file in files {
+                files_count += 1;
+                // `None` where the file ends on a layer whose input the walk did not keep.
+                if let Some(made) = probe.decoded_image(&model.network, &file).unwrap() {
+                    let decoded = decode(&model, &file, None).unwrap().image.to_rgb8();
+                    assert_eq!(made, decoded, "λ = {lambda}");
+                    made_count += 1;
+                }
+            }
+        }
+        assert!(
+            made_count * 2 >= files_count,
+            "{made_count} of {files_count}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_another_walk_is_decoded_instead() {
+        let (model, source) = tiny_model_and_source(40, 24);
+        let n = model.network.config().layer_count();
+        let walk = |lambda| walk_at(job(&model, &source), n, lambda, Trim::RateDistortion);
+        let (rich, lean) = (walk(0.0).unwrap(), walk(1e9).unwrap());
+        let file = rich.file().unwrap();
+        assert_eq!(lean.decoded_image(&model.network, &file).unwrap(), None);
     }
 
     #[test]

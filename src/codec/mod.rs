@@ -22,8 +22,8 @@ use crate::model::ddl::{self, Candidates};
 use crate::model::{Chooser, Model};
 
 pub use decoder::{check_model, decode, decode_bands, decode_file, Band, Decoded, Replayed};
-use encoder::{encode_at, smallest_file, walk_at, Job, Trim};
-use rate_control::fit_budget;
+use encoder::{encode_at, smallest_file, walk_at, Job, Probe, Trim};
+use rate_control::{fit_budget, RateProbe};
 
 /// Default tile side; rounded up to a multiple of the model's granule. Each tile is coded
 /// alone, so the network sees no context across a tile's edge: on Kodak, one tile per
@@ -302,16 +302,16 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             encode_at(job, n, 0.0, Trim::Nothing)
         }
         Rate::Lambda(lambda) if lambda.is_finite() && lambda >= 0.0 => {
-            let file = encode_at(job, total, lambda, Trim::RateDistortion)?;
-            with_output_filter(job, file, lambda, usize::MAX)
+            let probe = walk_at(job, total, lambda, Trim::RateDistortion)?;
+            with_output_filter(job, probe.file()?, Some(&probe), lambda, usize::MAX)
         }
         Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
         Rate::Quality(q) => {
             let lambda = quality::lambda_for_quality(q)?;
-            let file = encode_at(job, total, lambda, Trim::RateDistortion)?;
-            with_output_filter(job, file, lambda, usize::MAX)
+            let probe = walk_at(job, total, lambda, Trim::RateDistortion)?;
+            with_output_filter(job, probe.file()?, Some(&probe), lambda, usize::MAX)
         }
         Rate::Psnr(db) => {
             let start = start_lambda(DEFAULT_BPP, activity(&job.source.rgb));
@@ -332,13 +332,13 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             }
             let start = start_lambda(bpp, activity(&job.source.rgb));
             let reserve = filter_reserve(budget).min(budget - smallest.len());
-            let file = fit_budget(budget - reserve, bpp, start, smallest, |lambda| {
+            let (file, probe) = fit_budget(budget - reserve, bpp, start, smallest, |lambda| {
                 walk_at(job, total, lambda, Trim::RateDistortion)
             })?;
             // The payload is chosen: bytes the filter leaves would go unused, so it takes
             // the option that lowers the error most within them (λ = 0).
             let room = budget.saturating_sub(file.len());
-            with_output_filter(job, file, 0.0, room)
+            with_output_filter(job, file, probe.as_ref(), 0.0, room)
         }
         Rate::Bpp(bpp) | Rate::BppOrSmallest(bpp) => Err(Error::InvalidArgument(format!(
             "a target of {bpp} bpp: it must be a finite number above zero"
@@ -357,16 +357,36 @@ fn filter_reserve(budget: usize) -> usize {
 }
 
 /// `file` with the output filter that pays at `lambda` and takes at most `room` more
-/// bytes, fitted to the file's own decode (codec-spec.md §7.5).
-fn with_output_filter(job: Job, file: Vec<u8>, lambda: f64, room: usize) -> Result<Vec<u8>> {
-    let parsed = bitstream::read_file(&file)?;
+/// bytes, fitted to the file's own decode (codec-spec.md §7.5): made from the inputs
+/// `walk` kept of the file's last layer where it can, else by decoding the file.
+fn with_output_filter(
+    job: Job,
+    file: Vec<u8>,
+    walk: Option<&Probe>,
+    lambda: f64,
+    room: usize,
+) -> Result<Vec<u8>> {
+    let made = match walk {
+        Some(walk) => walk.decoded_image(&job.model.network, &file)?,
+        None => None,
+    };
+    let decoded = match made {
+        Some(image) => image,
+        None => decode_rgb(job, &file)?,
+    };
+    filter::add_fitted_filter(file, &job.source.rgb, &decoded, lambda, room)
+}
+
+/// What `file` decodes to before its output filter, in RGB even for a grey image.
+fn decode_rgb(job: Job, file: &[u8]) -> Result<image::RgbImage> {
+    let parsed = bitstream::read_file(file)?;
     let (width, height) = job.source.rgb.dimensions();
     let mut decoded = image::RgbImage::new(width, height);
     decode_bands(job.model, &parsed, None, |band| {
         image::imageops::replace(&mut decoded, &band.rgb, 0, band.y as i64);
         Ok(())
     })?;
-    filter::add_fitted_filter(file, &job.source.rgb, &decoded, lambda, room)
+    Ok(decoded)
 }
 
 #[cfg(test)]

@@ -74,13 +74,15 @@ pub(super) trait RateProbe {
 /// log λ between the tightest probes on either side of the budget, or extrapolates along
 /// the slope of the last two. A probe that lands near the budget is finished by choosing
 /// only its last coding layer again, which also costs no network pass.
+///
+/// Also the walk whose choices made the file, where the search still holds it.
 pub(super) fn fit_budget<P: RateProbe>(
     budget: usize,
     bpp: f64,
     start_lambda: f64,
     smallest: Vec<u8>,
     mut encode: impl FnMut(f64) -> Result<P>,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, Option<P>)> {
     let mut search = RateSearch::new(budget, bpp);
     let mut lambda = start_lambda;
     for _ in 0..MAX_RATE_PROBES {
@@ -88,10 +90,10 @@ pub(super) fn fit_budget<P: RateProbe>(
         let bytes = probe.file()?;
         let size = bytes.len();
         if size <= budget && (close_to(size, budget, RATE_TOLERANCE) || lambda == 0.0) {
-            return fill_towards_budget(&probe, bytes, budget);
+            return Ok((fill_towards_budget(&probe, bytes, budget)?, Some(probe)));
         }
         if let Some(bytes) = fit_last_layer(&probe, size, budget, TAIL_LAMBDA_RANGE)? {
-            return Ok(bytes);
+            return Ok((bytes, Some(probe)));
         }
         search.record(lambda, bytes);
         if search.bracket_is_narrow() {
@@ -100,7 +102,7 @@ pub(super) fn fit_budget<P: RateProbe>(
         lambda = search.next_lambda(&probe)?;
     }
     // No probe fitted: the smallest file does (the caller checked).
-    Ok(search.under.map_or(smallest, |(_, bytes)| bytes))
+    Ok((search.under.map_or(smallest, |(_, bytes)| bytes), None))
 }
 
 /// Ends a search whose bracket is too narrow for another walk to help (the size jumps
@@ -112,13 +114,14 @@ fn finish_across_a_jump<P: RateProbe>(
     search: RateSearch,
     smallest: Vec<u8>,
     encode: &mut impl FnMut(f64) -> Result<P>,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, Option<P>)> {
     let Some((lambda, bytes)) = search.under else {
-        return Ok(smallest);
+        return Ok((smallest, None));
     };
     let fitting = if last.lambda() == lambda {
         last
     } else {
+        drop(last);
         encode(lambda)?
     };
     let filled = fit_last_layer(
@@ -127,7 +130,7 @@ fn finish_across_a_jump<P: RateProbe>(
         search.budget,
         NARROW_TAIL_LAMBDA_RANGE,
     )?;
-    Ok(filled.unwrap_or(bytes))
+    Ok((filled.unwrap_or(bytes), Some(fitting)))
 }
 
 /// A probe's file that fits, grown towards the budget (within [`TAIL_TOLERANCE`]) by
@@ -459,6 +462,7 @@ mod tests {
             })
         })
         .unwrap()
+        .0
         .len();
         (got, walks)
     }
@@ -558,6 +562,7 @@ mod tests {
         for budget in [900, 3_000, 7_000, 12_000] {
             let got = fit_budget(budget, 0.25, typical_start(0.25), Vec::new(), sized(curve))
                 .unwrap()
+                .0
                 .len();
             assert!(
                 got <= budget && got as f64 >= 0.97 * budget as f64,
@@ -595,6 +600,7 @@ mod tests {
             sized(curve)(l)
         })
         .unwrap()
+        .0
         .len();
         assert!((540..=625).contains(&got), "{got}");
         assert!(walks <= 8, "{walks} walks");
@@ -620,6 +626,7 @@ mod tests {
             })
         })
         .unwrap()
+        .0
         .len();
         assert!(
             close_to(got, 625, RATE_TOLERANCE),
@@ -633,6 +640,7 @@ mod tests {
         let curve = |l: f64| (10_300.0 * (1.0 + l / 50.0).powf(-0.5)) as usize;
         let got = fit_budget(10_000, 0.5, typical_start(0.5), Vec::new(), sized(curve))
             .unwrap()
+            .0
             .len();
         assert!((9_700..=10_000).contains(&got), "{got}");
     }
@@ -643,6 +651,7 @@ mod tests {
         assert_eq!(
             fit_budget(100_000, 0.5, typical_start(0.5), Vec::new(), sized(curve))
                 .unwrap()
+                .0
                 .len(),
             5_000
         );

@@ -9,7 +9,7 @@ use crate::bitstream::symbols::{scan_tile, CellGrid, LayerModel, PrevLayer};
 use crate::bitstream::LayerSpec;
 use crate::error::Result;
 use crate::model::ddl::Candidates;
-use crate::model::Chooser;
+use crate::model::{Chooser, LayerInput};
 
 /// Squared error is measured on the 8-bit scale; the network works on `v/255 − 0.5`.
 const EIGHT_BIT: f32 = 255.0 * 255.0;
@@ -161,6 +161,7 @@ impl RdState {
             prev: Vec::new(),
             tile_side: (width, height),
             losing_layers: 0,
+            keep_inputs: 0,
         }
     }
 
@@ -248,9 +249,19 @@ pub struct RdChooser<'a> {
     tile_side: (usize, usize),
     /// How many layers in a row, up to the last chosen, did not pay for their bits.
     losing_layers: usize,
+    /// The most floats of a layer's input the walk keeps ([`Chooser::keeps_input_of`]).
+    keep_inputs: usize,
 }
 
 impl RdChooser<'_> {
+    /// Lets the walk keep the input of its last layer that paid for its bits, if it holds
+    /// at most `floats` floats: the layer an encoder's file most often ends on (the walk
+    /// stops after [`LOSING_LAYERS_TO_STOP`] more, which the file leaves out).
+    pub fn keeping_inputs(mut self, floats: usize) -> Self {
+        self.keep_inputs = floats;
+        self
+    }
+
     /// Every cell of the layers from `walked` on keeps, for a walk that stopped there:
     /// their symbols, `[layer][B·cells]`, chosen (and stored) as the walked layers' are.
     pub fn keep_the_rest(&mut self, walked: usize, batch: usize) -> Vec<Vec<u32>> {
@@ -353,5 +364,9 @@ impl Chooser for RdChooser<'_> {
 
     fn goes_on_after(&self, _layer: usize) -> bool {
         !(self.state.may_stop_early && self.losing_layers >= LOSING_LAYERS_TO_STOP)
+    }
+
+    fn keeps_input_of(&self, _layer: usize, input: &LayerInput) -> bool {
+        self.losing_layers == 0 && input.floats() <= self.keep_inputs
     }
 }

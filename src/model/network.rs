@@ -70,6 +70,31 @@ pub trait Chooser {
     fn goes_on_after(&self, _layer: usize) -> bool {
         true
     }
+
+    /// Whether a coding walk keeps layer `layer`'s [`LayerInput`] in its result, in
+    /// place of the one it kept before, once the layer is chosen: an encoder that
+    /// chooses its file's last layer again makes the file's image from it instead of
+    /// walking again.
+    fn keeps_input_of(&self, _layer: usize, _input: &LayerInput) -> bool {
+        false
+    }
+}
+
+/// What one layer's chosen image is made from in a coding walk: the features its head
+/// reads and the image before it.
+#[derive(Debug, Clone)]
+pub struct LayerInput {
+    pub layer: usize,
+    pub feat: Tensor,
+    pub image: Tensor,
+    pub shape: LayerShape,
+}
+
+impl LayerInput {
+    /// How many floats it holds.
+    pub fn floats(&self) -> usize {
+        self.feat.elem_count() + self.image.elem_count()
+    }
 }
 
 /// Where a walk's indices come from.
@@ -87,6 +112,9 @@ pub struct WalkResult {
     pub images: Vec<Tensor>,
     /// The indices of each layer, `[B·cells]`.
     pub indices: Vec<Vec<u32>>,
+    /// The input of the last layer whose input the chooser kept
+    /// ([`Chooser::keeps_input_of`]); none in a replay or a training walk.
+    pub input: Option<LayerInput>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +371,13 @@ impl Network {
         self.walk_with(batch, height, width, max_layers, how, true)
     }
 
+    /// The image layer `input.layer` chooses with `indices` (`[B·cells]`): bit for bit
+    /// what a coding walk or a replay makes from the same input.
+    pub fn chosen_image(&self, input: &LayerInput, indices: &[u32]) -> Result<Tensor> {
+        let (_, layer) = self.layers().nth(input.layer).expect("layer in range");
+        ddl::replay_chosen_direct(&input.feat, &layer.head, &input.image, indices, input.shape)
+    }
+
     fn walk_with(
         &self,
         batch: usize,
@@ -368,6 +403,7 @@ impl Network {
         let mut result = WalkResult {
             images: Vec::new(),
             indices: Vec::new(),
+            input: None,
         };
         for level in &self.levels {
             for layer in &level.layers {
@@ -389,6 +425,12 @@ impl Network {
                     feat = feat.detach();
                 }
                 let shape = self.layer_shape(n, batch, height, width);
+                let input = LayerInput {
+                    layer: n,
+                    feat: feat.clone(),
+                    image: image.clone(),
+                    shape,
+                };
                 let (chosen, indices) = match &mut how {
                     Walk::Replay(all) if track_grad => {
                         let idx = all[n].clone();
@@ -425,6 +467,9 @@ impl Network {
                     .push(if track_grad { chosen } else { image.clone() });
                 result.indices.push(indices);
                 if let Walk::Choose(chooser) = &how {
+                    if !track_grad && chooser.keeps_input_of(n, &input) {
+                        result.input = Some(input);
+                    }
                     if !chooser.goes_on_after(n) {
                         return Ok(result);
                     }
