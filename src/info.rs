@@ -39,7 +39,7 @@ pub struct FileInfo {
     pub file_bytes: usize,
     pub bpp: f64,
     pub layers: Vec<LayerInfo>,
-    /// Format 4's output filter (codec-spec.md §7.5), if the file has one.
+    /// The output filter of formats 4 and 5 (codec-spec.md §7.5), if the file has one.
     pub filter: Option<FilterInfo>,
 }
 
@@ -47,7 +47,10 @@ pub struct FileInfo {
 #[derive(Debug, Serialize)]
 pub struct FilterInfo {
     pub bytes: u32,
+    /// All classes: activity classes times direction classes.
     pub classes: usize,
+    /// Direction classes per activity class (1 or 3).
+    pub directions: u8,
     pub precision: u8,
     /// Whether a decode applies it (not to a truncated file).
     pub applied: bool,
@@ -100,6 +103,7 @@ pub fn describe(bytes: &[u8]) -> Result<FileInfo> {
         filter: (h.filter_len > 0).then(|| FilterInfo {
             bytes: h.filter_len,
             classes: file.filter.as_ref().map_or(0, |f| f.classes.len()),
+            directions: file.filter.as_ref().map_or(0, |f| f.directions),
             precision: file.filter.as_ref().map_or(0, |f| f.precision),
             applied: file.filter.is_some(),
         }),

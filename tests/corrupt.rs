@@ -106,12 +106,12 @@ fn wrong_magic() {
 #[test]
 fn unknown_version() {
     let mut bytes = sample_bytes();
-    bytes[4] = 5;
+    bytes[4] = 6;
     assert!(matches!(
         read_file(&bytes).unwrap_err(),
         Error::UnsupportedVersion {
-            version: 5,
-            newest: 4
+            version: 6,
+            newest: 5
         }
     ));
 }
@@ -525,9 +525,20 @@ fn format3_header_rules_are_enforced() {
 
 /// The sample in format 4 with a two-class output filter.
 fn sample_v4_bytes() -> Vec<u8> {
+    sample_with_filter(4, 1)
+}
+
+/// The sample in format 5 with two activity classes of three direction classes each.
+fn sample_v5_bytes() -> Vec<u8> {
+    sample_with_filter(5, 3)
+}
+
+/// The sample in format `version` with an output filter of two activity classes and
+/// `directions` direction classes.
+fn sample_with_filter(version: u8, directions: u8) -> Vec<u8> {
     use ddn::bitstream::{filter::FILTER_TAPS, with_filter, FilterParams};
     let (mut header, mut layers) = sample();
-    header.version = 4;
+    header.version = version;
     for (symbols, spec) in layers.iter_mut().zip(&header.layers) {
         symbols.iter_mut().step_by(3).for_each(|s| *s = spec.k);
     }
@@ -535,10 +546,13 @@ fn sample_v4_bytes() -> Vec<u8> {
     let mut class = [[0; FILTER_TAPS]; 3];
     class[0][0] = 7;
     class[2][13] = -20;
+    let mut classes = vec![class];
+    classes.extend((1..2 * directions as i32).map(|k| [[3 - k; FILTER_TAPS]; 3]));
     let filter = FilterParams {
         precision: 7,
         thresholds: vec![1000],
-        classes: vec![class, [[3; FILTER_TAPS]; 3]],
+        directions,
+        classes,
     };
     with_filter(&plain, Some(&filter)).unwrap()
 }
@@ -570,4 +584,28 @@ fn format4_damaged_filter_section_is_refused_by_name() {
     let cut = read_file(&bytes[..section + 3]).unwrap();
     assert!(cut.truncation.is_some() && cut.filter.is_none());
     assert_eq!(cut.layers.len(), 4);
+}
+
+#[test]
+fn format5_every_single_bit_flip_is_caught() {
+    let bytes = sample_v5_bytes();
+    assert_eq!(read_file(&bytes).unwrap().filter.unwrap().directions, 3);
+    assert_every_bit_flip_is_caught(&bytes);
+}
+
+#[test]
+fn format5_damaged_direction_count_is_refused_by_name() {
+    let bytes = sample_v5_bytes();
+    let header_len = read_file(&bytes).unwrap().header.encoded_len();
+    let filter_len = read_file(&bytes).unwrap().header.filter_len as usize;
+    let section = bytes.len() - 4 - filter_len;
+    for d in [0, 2, 4, 255] {
+        let mut damaged = bytes.clone();
+        damaged[section + 2] = d;
+        fix_crcs_v3(&mut damaged, header_len);
+        match read_file(&damaged).unwrap_err() {
+            Error::InvalidField { field, .. } => assert_eq!(field, "filter directions", "d = {d}"),
+            other => panic!("{other}"),
+        }
+    }
 }

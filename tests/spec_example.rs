@@ -39,8 +39,64 @@ fn example_filter() -> FilterParams {
     FilterParams {
         precision: 6,
         thresholds: vec![3500],
+        directions: 1,
         classes: vec![smooth, sharp],
     }
+}
+
+/// §11.5, format 5: §11.1's file with a filter of three direction classes (derived from
+/// the spec by a separate program).
+const EXAMPLE5: [u8; 89] = [
+    0x89, 0x44, 0x44, 0x4E, // magic
+    0x05, 0x00, // version 5, flags
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, // model id
+    0x03, 0x00, 0x02, 0x00, 0x02, 0x00, // width, height, tile
+    0x02, 0x02, // layer count, run count
+    0x01, 0x03, 0x00, 0x01, // run 0
+    0x01, 0x04, 0x00, 0x10, // run 1
+    0x01, 0x01, // segment lengths 1 and 1
+    0x2E, // filter length F = 46
+    0x76, 0xC3, 0xE3, 0x77, // header CRC
+    0x51, 0x70, // the two segments
+    0x06, 0x01, 0x03, // p = 6, q = 1, d = 3
+    0x11, 0xE2, 0x3F, 0xFF, 0xFE, 0x23, 0xC4, 0x7F, 0xFF, 0xFC, 0x47, 0x88, 0xFF, 0xFF, 0xFF, 0xC2,
+    0x1F, 0xFF, 0xFE, 0xBE, 0x10, 0xFF, 0xFF, 0xF5, 0xF0, 0x87, 0xFF, 0xFF, 0xA0, 0x87, 0xFF, 0xFF,
+    0xFD, 0x84, 0x3F, 0xFF, 0xFF, 0xEC, 0x21, 0xFF, 0xFF, 0xFF,
+    0x60, // 243 coefficients (339 bits), 5 bits of padding
+    0x53, 0xB6, 0x24, 0x8B, // trailer CRC
+];
+
+/// §11.5's filter.
+fn example5_filter() -> FilterParams {
+    let class = |taps: [(usize, i32); 2]| {
+        let mut channel = [0; FILTER_TAPS];
+        taps.iter().for_each(|&(j, w)| channel[j] = w);
+        [channel; 3]
+    };
+    // No dominant direction, H > 2·V, V > 2·H.
+    let classes = vec![
+        class([(0, 4), (5, 4)]),
+        class([(5, 8), (26, 1)]),
+        class([(0, 8), (26, -1)]),
+    ];
+    FilterParams {
+        precision: 6,
+        thresholds: vec![],
+        directions: 3,
+        classes,
+    }
+}
+
+/// The 3 × 2 decoded image of §11.4 and §11.5.
+fn example_decoded() -> image::RgbImage {
+    example_image([
+        [[200, 10, 30], [190, 20, 40], [60, 70, 80]],
+        [[180, 30, 20], [100, 110, 120], [70, 90, 100]],
+    ])
+}
+
+fn example_image(rows: [[[u8; 3]; 3]; 2]) -> image::RgbImage {
+    image::RgbImage::from_fn(3, 2, |x, y| image::Rgb(rows[y as usize][x as usize]))
 }
 
 /// §11.1, format 3 (derived from the spec by a separate program).
@@ -244,19 +300,51 @@ fn format4_reader_parses_the_spec_bytes() {
 
 #[test]
 fn format4_filter_gives_the_spec_pixels() {
-    let decoded = [
-        [[200, 10, 30], [190, 20, 40], [60, 70, 80]],
-        [[180, 30, 20], [100, 110, 120], [70, 90, 100]],
-    ];
     let filtered = [
         [[196, 13, 30], [164, 35, 54], [52, 73, 82]],
         [[183, 27, 14], [88, 119, 135], [68, 89, 100]],
     ];
-    let image = |rows: [[[u8; 3]; 3]; 2]| {
-        image::RgbImage::from_fn(3, 2, |x, y| image::Rgb(rows[y as usize][x as usize]))
-    };
     assert_eq!(
-        filter_image(&example_filter(), &image(decoded)),
-        image(filtered)
+        filter_image(&example_filter(), &example_decoded()),
+        example_image(filtered)
     );
+}
+
+#[test]
+fn format5_writer_produces_the_spec_bytes() {
+    let mut header = example_header_of(5);
+    header.segments.clear();
+    let plain = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    let bytes = with_filter(&plain, Some(&example5_filter())).unwrap();
+    assert_eq!(bytes, EXAMPLE5);
+    assert_eq!(with_filter(&bytes, None).unwrap(), plain);
+}
+
+#[test]
+fn format5_reader_parses_the_spec_bytes() {
+    let file = read_file(&EXAMPLE5).unwrap();
+    assert_eq!(file.header.version, 5);
+    assert_eq!(file.header.filter_len, 46);
+    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
+    assert_eq!(file.filter, Some(example5_filter()));
+}
+
+#[test]
+fn format5_filter_gives_the_spec_pixels() {
+    let filtered = [
+        [[198, 12, 30], [177, 28, 47], [69, 68, 79]],
+        [[183, 28, 21], [109, 98, 108], [71, 90, 100]],
+    ];
+    assert_eq!(
+        filter_image(&example5_filter(), &example_decoded()),
+        example_image(filtered)
+    );
+}
+
+#[test]
+fn format4_cannot_hold_direction_classes() {
+    let mut header = example_header_of(4);
+    header.segments.clear();
+    let plain = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    assert!(with_filter(&plain, Some(&example5_filter())).is_err());
 }

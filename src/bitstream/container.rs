@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 
 use super::filter::FilterParams;
-use super::header::{u32_at, Header, FORMAT_V1, FORMAT_V4};
+use super::header::{has_filter, u32_at, Header, FORMAT_V1};
 use super::packer::{pack_indices, packed_bits, unpack_indices, Bits, BitsRef};
 use super::symbols::{decode_layer, encode_layer, most_symbols};
 
@@ -68,20 +68,20 @@ pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A complete format-4 file `bytes` with its filter section replaced by `filter`'s (none:
-/// `F = 0`): the header's `F` and both CRCs follow.
+/// A complete file `bytes` of format 4 or later with its filter section replaced by
+/// `filter`'s (none: `F = 0`): the header's `F` and both CRCs follow.
 pub fn with_filter(bytes: &[u8], filter: Option<&FilterParams>) -> Result<Vec<u8>> {
     let (mut header, header_len) = Header::parse(bytes)?;
-    if header.version != FORMAT_V4 {
+    if !has_filter(header.version) {
         return Err(Error::InvalidArgument(format!(
-            "an output filter needs format 4, not {}",
+            "an output filter needs format 4 or later, not {}",
             header.version
         )));
     }
     let payload_len: u64 = header.segments.iter().map(|&s| s as u64).sum();
     let payload = &bytes[header_len..header_len + payload_len as usize];
     let section = filter
-        .map(FilterParams::to_bytes)
+        .map(|f| f.to_bytes(header.version))
         .transpose()?
         .unwrap_or_default();
     header.filter_len = section.len() as u32;
@@ -165,7 +165,10 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
         verify_complete(bytes, payload, total_bits)?;
         if filter_len > 0 {
             let at = payload_end;
-            filter = Some(FilterParams::parse(&bytes[at..at + filter_len as usize])?);
+            filter = Some(FilterParams::parse(
+                &bytes[at..at + filter_len as usize],
+                header.version,
+            )?);
         }
         None
     } else {

@@ -1,4 +1,4 @@
-//! §7.5 of codec-spec.md (format 4): the filter section's bytes. What the filter does to
+//! §7.5 of codec-spec.md (formats 4 and 5): the filter section's bytes. What the filter does to
 //! pixels is `crate::codec::filter`'s.
 
 use crate::error::{Error, Result};
@@ -7,8 +7,11 @@ use crate::schedule::check_field as check;
 /// Coefficients per class and channel (§7.5: twelve symmetric pairs of the channel, the
 /// difference and six symmetric pairs of each other channel, a constant).
 pub const FILTER_TAPS: usize = 27;
-/// Most classes a filter may have.
+/// Most activity classes a filter may have.
 pub const MAX_CLASSES: usize = 8;
+/// Direction classes a format-5 filter may have per activity class (§7.5); format 4 has
+/// one.
+pub const DIRECTION_COUNTS: [u8; 2] = [1, 3];
 /// Largest coefficient magnitude.
 pub const MAX_COEFFICIENT: i32 = 32_767;
 /// Largest precision `p` (a coefficient stands for `w / 2^p`).
@@ -28,7 +31,10 @@ pub struct FilterParams {
     pub precision: u8,
     /// `t_1 … t_(q−1)`, strictly increasing.
     pub thresholds: Vec<u32>,
-    /// One entry per class, `q = thresholds.len() + 1` of them.
+    /// `d`, direction classes per activity class: 1 or 3 (always 1 in format 4).
+    pub directions: u8,
+    /// One entry per class `k = a·d + e` (activity class `a`, direction `e`), `q·d` of
+    /// them, `q = thresholds.len() + 1`.
     pub classes: Vec<ClassCoefficients>,
 }
 
@@ -42,7 +48,14 @@ impl FilterParams {
             (1..=MAX_PRECISION as u64).contains(&p),
             "1 ..= 12",
         )?;
-        let q = self.classes.len() as u64;
+        let d = self.directions;
+        check(
+            "filter directions",
+            d as u64,
+            DIRECTION_COUNTS.contains(&d),
+            "1 or 3",
+        )?;
+        let q = self.thresholds.len() as u64 + 1;
         check(
             "filter classes",
             q,
@@ -50,10 +63,10 @@ impl FilterParams {
             "1 ..= 8",
         )?;
         check(
-            "filter thresholds",
-            self.thresholds.len() as u64,
-            self.thresholds.len() + 1 == self.classes.len(),
-            "one fewer than the classes",
+            "filter class coefficients",
+            self.classes.len() as u64,
+            self.classes.len() as u64 == q * d as u64,
+            "q·d classes",
         )?;
         if let Some(pair) = self.thresholds.windows(2).find(|t| t[0] >= t[1]) {
             check(
@@ -78,10 +91,22 @@ impl FilterParams {
         )
     }
 
-    /// The section's bytes (§7.5).
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+    /// The section's bytes (§7.5) in format `version` (4 or 5; format 4 has no `d`, so
+    /// only one direction class).
+    pub fn to_bytes(&self, version: u8) -> Result<Vec<u8>> {
         self.validate()?;
-        let mut out = vec![self.precision, self.classes.len() as u8];
+        let q = self.thresholds.len() as u8 + 1;
+        let mut out = vec![self.precision, q];
+        if version >= super::header::FORMAT_V5 {
+            out.push(self.directions);
+        } else {
+            check(
+                "filter directions",
+                self.directions as u64,
+                self.directions == 1,
+                "1 in format 4",
+            )?;
+        }
         for &t in &self.thresholds {
             super::header::write_varint(&mut out, t);
         }
@@ -99,9 +124,9 @@ impl FilterParams {
         Ok(out)
     }
 
-    /// Parses a whole filter section of `F = bytes.len() > 0` bytes (§7.5), rejecting
-    /// anything but the one form a writer gives.
-    pub fn parse(bytes: &[u8]) -> Result<FilterParams> {
+    /// Parses a whole filter section of `F = bytes.len() > 0` bytes (§7.5) of a format
+    /// `version` file, rejecting anything but the one form a writer gives.
+    pub fn parse(bytes: &[u8], version: u8) -> Result<FilterParams> {
         let truncated = || Error::InvalidField {
             field: "filter section",
             value: bytes.len() as u64,
@@ -125,6 +150,17 @@ impl FilterParams {
             "1 ..= 8",
         )?;
         let mut at = 2;
+        let mut directions = 1;
+        if version >= super::header::FORMAT_V5 {
+            directions = *bytes.get(2).ok_or_else(truncated)?;
+            check(
+                "filter directions",
+                directions as u64,
+                DIRECTION_COUNTS.contains(&directions),
+                "1 or 3",
+            )?;
+            at = 3;
+        }
         let mut thresholds = Vec::with_capacity(q - 1);
         for _ in 1..q {
             let (value, len) = super::header::read_varint(bytes, at, "filter threshold")
@@ -139,7 +175,7 @@ impl FilterParams {
             at += len;
         }
         let mut reader = BitReader::new(&bytes[at..]);
-        let mut classes = vec![[[0i32; FILTER_TAPS]; 3]; q];
+        let mut classes = vec![[[0i32; FILTER_TAPS]; 3]; q * directions as usize];
         for w in classes.iter_mut().flatten().flatten() {
             *w = reader.signed_exp_golomb()?.ok_or_else(truncated)?;
         }
@@ -153,6 +189,7 @@ impl FilterParams {
         let params = FilterParams {
             precision,
             thresholds,
+            directions,
             classes,
         };
         params.validate()?;
@@ -270,9 +307,21 @@ mod tests {
         FilterParams {
             precision: 6,
             thresholds: vec![7, 300],
+            directions: 1,
             classes: vec![class, [[1; FILTER_TAPS]; 3], [[-2; FILTER_TAPS]; 3]],
         }
     }
+
+    /// [`sample`] with three direction classes per activity class (format 5).
+    fn sample5() -> FilterParams {
+        let mut params = sample();
+        params.directions = 3;
+        params.classes = (0..9).map(|k| [[k - 4; FILTER_TAPS]; 3]).collect();
+        params
+    }
+
+    const V4: u8 = super::super::header::FORMAT_V4;
+    const V5: u8 = super::super::header::FORMAT_V5;
 
     #[test]
     fn signed_exp_golomb_codes_follow_the_spec() {
@@ -288,29 +337,52 @@ mod tests {
     #[test]
     fn a_filter_section_reads_back_as_written() {
         let params = sample();
-        let bytes = params.to_bytes().unwrap();
+        let bytes = params.to_bytes(V4).unwrap();
         assert_eq!(&bytes[..4], &[6, 3, 7, 0xAC]);
-        assert_eq!(FilterParams::parse(&bytes).unwrap(), params);
+        assert_eq!(FilterParams::parse(&bytes, V4).unwrap(), params);
+        // Format 5 adds `d` after `q`.
+        let bytes = params.to_bytes(V5).unwrap();
+        assert_eq!(&bytes[..5], &[6, 3, 1, 7, 0xAC]);
+        assert_eq!(FilterParams::parse(&bytes, V5).unwrap(), params);
+        let directions = sample5();
+        let bytes = directions.to_bytes(V5).unwrap();
+        assert_eq!(&bytes[..5], &[6, 3, 3, 7, 0xAC]);
+        assert_eq!(FilterParams::parse(&bytes, V5).unwrap(), directions);
+        // Format 4 has no `d`: one direction class only.
+        assert!(directions.to_bytes(V4).is_err());
     }
 
     #[test]
     fn a_damaged_filter_section_is_refused() {
-        let bytes = sample().to_bytes().unwrap();
+        let bytes = sample().to_bytes(V4).unwrap();
         // One byte short, one byte more, a nonzero padding bit.
-        assert!(FilterParams::parse(&bytes[..bytes.len() - 1]).is_err());
+        assert!(FilterParams::parse(&bytes[..bytes.len() - 1], V4).is_err());
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(FilterParams::parse(&longer).is_err());
+        assert!(FilterParams::parse(&longer, V4).is_err());
         let mut padded = bytes.clone();
         *padded.last_mut().unwrap() |= 1;
-        assert!(FilterParams::parse(&padded).is_err());
+        assert!(FilterParams::parse(&padded, V4).is_err());
         // Precision 0, nine classes, thresholds out of order.
         for (at, value) in [(0, 0u8), (1, 9), (2, 255)] {
             let mut bad = bytes.clone();
             bad[at] = value;
-            assert!(FilterParams::parse(&bad).is_err(), "byte {at} = {value}");
+            assert!(
+                FilterParams::parse(&bad, V4).is_err(),
+                "byte {at} = {value}"
+            );
         }
         // A code of 17 leading zeros.
-        assert!(FilterParams::parse(&[6, 1, 0, 0, 0, 0x80]).is_err());
+        assert!(FilterParams::parse(&[6, 1, 0, 0, 0, 0x80], V4).is_err());
+        // Format 5: `d` of 0, 2 or 4; a section that ends after `d`.
+        let bytes = sample5().to_bytes(V5).unwrap();
+        for d in [0u8, 2, 4] {
+            let mut bad = bytes.clone();
+            bad[2] = d;
+            assert!(FilterParams::parse(&bad, V5).is_err(), "d = {d}");
+        }
+        assert!(FilterParams::parse(&bytes[..3], V5).is_err());
+        // A format-4 section read as format 5 takes its first threshold for `d`.
+        assert!(FilterParams::parse(&sample().to_bytes(V4).unwrap(), V5).is_err());
     }
 }

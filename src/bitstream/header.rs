@@ -8,12 +8,15 @@ pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
-/// Format 4 (§2–§7): format 3 and the output filter (§7.5).
+/// Format 5 (§2–§7): format 4 with direction classes in the output filter (§7.5).
+pub const FORMAT_V5: u8 = 5;
+/// Format 4: format 3 and the output filter (§7.5), activity classes only. Still read and
+/// written.
 pub const FORMAT_V4: u8 = 4;
 /// Format 3: runs, varints, trimmed segments; no filter. Still read and written.
 pub const FORMAT_V3: u8 = 3;
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = FORMAT_V4;
+pub const FORMAT_VERSION: u8 = FORMAT_V5;
 /// Format 2 (Annex B): the same symbols and coder, a longer header and whole segments.
 /// Still read and written.
 pub const FORMAT_V2: u8 = 2;
@@ -73,7 +76,7 @@ impl Header {
             return Self::encoded_len_for(self.version, self.layers.len());
         }
         let mut varints: usize = self.segments.iter().map(|&s| varint_len(s)).sum();
-        if self.version == FORMAT_V4 {
+        if has_filter(self.version) {
             varints += varint_len(self.filter_len);
         }
         FIXED_HEADER_LEN_V3 + 4 * runs(&self.layers).len() + varints + 4
@@ -101,7 +104,7 @@ impl Header {
             self.segments.len() == segments_expected,
             "one per layer in formats 2 to 4, none in format 1",
         )?;
-        let most = if self.version == FORMAT_V4 {
+        let most = if has_filter(self.version) {
             super::filter::MAX_FILTER_LEN
         } else {
             0
@@ -173,7 +176,7 @@ impl Header {
         for &len in &self.segments {
             write_varint(&mut out, len);
         }
-        if self.version == FORMAT_V4 {
+        if has_filter(self.version) {
             write_varint(&mut out, self.filter_len);
         }
         let crc = crc32fast::hash(&out);
@@ -244,7 +247,7 @@ impl Header {
             at += len;
         }
         let mut filter_len = 0;
-        if version == FORMAT_V4 {
+        if has_filter(version) {
             let (value, len) = read_varint(bytes, at, "filter length")?;
             minimal &= len == varint_len(value);
             filter_len = value;
@@ -366,7 +369,12 @@ fn expand_runs(runs: &[u8], n: usize) -> Result<Vec<LayerSpec>> {
     Ok(layers)
 }
 
-/// Whether a format lists the schedule as runs with varint lengths (§4): 3 and 4.
+/// Whether a format has a filter section and its length `F` in the header (§7.5): 4 on.
+pub(super) fn has_filter(version: u8) -> bool {
+    version >= FORMAT_V4
+}
+
+/// Whether a format lists the schedule as runs with varint lengths (§4): 3 on.
 fn has_runs(version: u8) -> bool {
     version >= FORMAT_V3
 }

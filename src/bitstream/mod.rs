@@ -3,7 +3,7 @@
 //! - [`geometry`]: §5, tiles and cells;
 //! - [`packer`]: Annex A (format 1), mixed-radix packing of indices;
 //! - [`range_coder`], [`symbols`]: §7 (formats 2 and 3), keep flags and indices, range coded;
-//! - [`filter`]: §7.5 (format 4), the output filter's section;
+//! - [`filter`]: §7.5 (formats 4 and 5), the output filter's section;
 //! - [`container`]: §1, §8, §9, whole files, checksums, truncation.
 
 pub mod container;
@@ -19,5 +19,5 @@ pub use filter::FilterParams;
 pub use geometry::Tile;
 pub use header::{
     validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4,
-    FORMAT_VERSION, MAGIC,
+    FORMAT_V5, FORMAT_VERSION, MAGIC,
 };

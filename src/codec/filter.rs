@@ -1,8 +1,9 @@
-//! The output filter (codec-spec.md §7.5, format 4): a small linear filter per activity
+//! The output filter (codec-spec.md §7.5, formats 4 and 5): a small linear filter per
 //! class and channel that the encoder fits to the source by least squares and the
-//! decoder applies to the decoded image, in integers only. A DDN's candidates are
-//! samples, not averages: on Kodak the fitted filter takes 0.1–0.3 dB of noise out of
-//! them for 40–150 bytes (docs/experiments.md, "The output filter").
+//! decoder applies to the decoded image, in integers only. A pixel's class is its local
+//! activity and, in format 5, whether horizontal or vertical detail dominates around it.
+//! A DDN's candidates are samples, not averages: on Kodak the fitted filter takes 0.1–0.4
+//! dB of noise out of them for 40–450 bytes (docs/experiments.md, "The output filter").
 
 use std::ops::Range;
 
@@ -10,8 +11,9 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::bitstream::filter::{
-    ClassCoefficients, FilterParams, FILTER_TAPS, MAX_CLASSES, MAX_COEFFICIENT,
+    ClassCoefficients, FilterParams, DIRECTION_COUNTS, FILTER_TAPS, MAX_CLASSES, MAX_COEFFICIENT,
 };
+use crate::bitstream::FORMAT_VERSION;
 use crate::error::Result;
 
 /// Rows a filtered row reads above and below it (the diamond's radius, and the activity's
@@ -66,33 +68,41 @@ impl Rows<'_> {
         self.at(0, x, y) + 2 * self.at(1, x, y) + self.at(2, x, y)
     }
 
-    /// §7.5 step 1: `g`, the sum of the absolute horizontal and vertical Laplacians of L.
-    fn laplacian(&self, x: i64, y: i64) -> u32 {
+    /// §7.5 step 1: the absolute horizontal and vertical Laplacians of L, `[g_h, g_v]`.
+    fn laplacians(&self, x: i64, y: i64) -> [u32; 2] {
         let l = 2 * self.luma(x, y);
-        ((l - self.luma(x - 1, y) - self.luma(x + 1, y)).unsigned_abs())
-            + ((l - self.luma(x, y - 1) - self.luma(x, y + 1)).unsigned_abs())
+        [
+            (l - self.luma(x - 1, y) - self.luma(x + 1, y)).unsigned_abs(),
+            (l - self.luma(x, y - 1) - self.luma(x, y + 1)).unsigned_abs(),
+        ]
     }
 
-    /// `A(x, y)` for every pixel of image rows `rows`, row by row.
-    fn activity(&self, rows: Range<usize>) -> Vec<u32> {
+    /// `[H(x, y), V(x, y)]` for every pixel of image rows `rows`, row by row: the 5×5
+    /// sums of `g_h` and `g_v` (their sum is the activity `A`).
+    fn gradients(&self, rows: Range<usize>) -> Vec<[u32; 2]> {
         let (w, h) = (self.width as i64, self.height as i64);
         let g_first = rows.start.saturating_sub(2) as i64;
         let g_rows = (g_first..(rows.end as i64 + 2).min(h))
-            .map(|y| (0..w).map(|x| self.laplacian(x, y)).collect::<Vec<u32>>())
+            .map(|y| (0..w).map(|x| self.laplacians(x, y)).collect::<Vec<_>>())
             .collect::<Vec<_>>();
         let g_row = |y: i64| &g_rows[(y.clamp(0, h - 1) - g_first) as usize];
         let mut out = Vec::with_capacity(rows.len() * self.width);
-        let mut columns = vec![0u32; self.width];
+        let mut columns = vec![[0u32; 2]; self.width];
         for y in rows {
             let y = y as i64;
-            columns.iter_mut().for_each(|v| *v = 0);
+            columns.iter_mut().for_each(|v| *v = [0, 0]);
             for dy in -2..=2 {
-                columns
-                    .iter_mut()
-                    .zip(g_row(y + dy))
-                    .for_each(|(v, g)| *v += g);
+                columns.iter_mut().zip(g_row(y + dy)).for_each(|(v, g)| {
+                    v[0] += g[0];
+                    v[1] += g[1];
+                });
             }
-            out.extend((0..w).map(|x| (-2..=2).map(|dx| columns[self.col(x + dx)]).sum::<u32>()));
+            out.extend((0..w).map(|x| {
+                (-2..=2).fold([0, 0], |[a, b], dx| {
+                    let c = columns[self.col(x + dx)];
+                    [a + c[0], b + c[1]]
+                })
+            }));
         }
         out
     }
@@ -119,9 +129,32 @@ impl Rows<'_> {
     }
 }
 
-/// §7.5 step 1: the class of activity `a`, the number of thresholds at or below it.
+/// §7.5 step 1: the activity class of activity `a`, the number of thresholds at or below
+/// it.
 fn class_of(thresholds: &[u32], a: u32) -> usize {
     thresholds.partition_point(|&t| t <= a)
+}
+
+/// §7.5 step 1: the direction of a pixel whose 5×5 Laplacian sums are `[H, V]`: 1 where
+/// the horizontal one is over twice the vertical, 2 the other way round, else 0.
+fn direction_of([h, v]: [u32; 2]) -> usize {
+    if h as u64 > 2 * v as u64 {
+        1
+    } else if v as u64 > 2 * h as u64 {
+        2
+    } else {
+        0
+    }
+}
+
+/// §7.5 step 1: the class `k = a·d + e` of a pixel whose Laplacian sums are `hv`.
+fn pixel_class(params: &FilterParams, hv: [u32; 2]) -> usize {
+    let a = class_of(&params.thresholds, hv[0] + hv[1]);
+    if params.directions == 1 {
+        a
+    } else {
+        a * params.directions as usize + direction_of(hv)
+    }
 }
 
 /// §7.5 step 3 for one channel of one pixel.
@@ -156,17 +189,17 @@ pub fn filter_rows(
         .into_par_iter()
         .map(|y0| {
             let task = y0..(y0 + ROWS_PER_TASK).min(rows.end);
-            let activity = if params.thresholds.is_empty() {
+            let gradients = if params.classes.len() == 1 {
                 Vec::new()
             } else {
-                src.activity(task.clone())
+                src.gradients(task.clone())
             };
             let mut out = Vec::with_capacity(task.len() * width * 3);
             for (i, y) in task.enumerate() {
                 for x in 0..width {
-                    let class = activity
+                    let class = gradients
                         .get(i * width + x)
-                        .map_or(0, |&a| class_of(&params.thresholds, a));
+                        .map_or(0, |&hv| pixel_class(params, hv));
                     for c in 0..3 {
                         let (x, y) = (x as i64, y as i64);
                         let f = src.features(c, x, y);
@@ -413,26 +446,30 @@ pub fn fit(
         width: w,
         height: h,
     };
-    let activity = src.activity(0..h);
+    let gradients = src.gradients(0..h);
+    let activity: Vec<u32> = gradients.iter().map(|g| g[0] + g[1]).collect();
     let fine = quantile_thresholds(&activity);
-    let normals = normal_equations(&src, source.as_raw(), &activity, &fine);
+    let normals = normal_equations(&src, source.as_raw(), &gradients, &fine);
     // The best option so far: its cost, the filter and its section's bits.
     let mut best: Option<(f64, FilterParams, f64)> = None;
-    let mut tried: Vec<Vec<u32>> = Vec::new();
-    for q in CLASS_COUNTS {
+    let mut tried: Vec<(Vec<u32>, u8)> = Vec::new();
+    for (q, d) in CLASS_COUNTS
+        .into_iter()
+        .flat_map(|q| DIRECTION_COUNTS.map(|d| (q, d)))
+    {
         let thresholds = coarser(&fine, q);
-        if tried.contains(&thresholds) {
+        if tried.contains(&(thresholds.clone(), d)) {
             continue;
         }
-        tried.push(thresholds.clone());
-        let merged = merge_classes(&normals, &fine, &thresholds);
+        tried.push((thresholds.clone(), d));
+        let merged = merge_classes(&normals, &fine, &thresholds, d);
         let solved: Vec<[[f64; FILTER_TAPS]; 3]> = merged
             .iter()
             .map(|class| std::array::from_fn(|c| class[c].solve()))
             .collect();
         for precision in PRECISIONS {
-            let (params, change) = quantised(&merged, &solved, &thresholds, precision);
-            let Ok(bytes) = params.to_bytes() else {
+            let (params, change) = quantised(&merged, &solved, &thresholds, d, precision);
+            let Ok(bytes) = params.to_bytes(FORMAT_VERSION) else {
                 continue;
             };
             if bytes.len() > room {
@@ -452,10 +489,19 @@ pub fn fit(
     (gain > lambda * bits).then_some((params, filtered))
 }
 
-/// The normal equations of every finest class and channel, summed over the image in a
-/// fixed order of row blocks (the same floats whatever the threads).
-fn normal_equations(src: &Rows, source: &[u8], activity: &[u32], fine: &[u32]) -> Vec<[Normal; 3]> {
-    let classes = fine.len() + 1;
+/// The direction classes the fit starts from (§7.5's largest `d`).
+const FINE_DIRECTIONS: usize = 3;
+
+/// The normal equations of every finest class and channel, the class `a·3 + e` of
+/// activity class `a` by `fine` and direction `e`, summed over the image in a fixed order
+/// of row blocks (the same floats whatever the threads).
+fn normal_equations(
+    src: &Rows,
+    source: &[u8],
+    gradients: &[[u32; 2]],
+    fine: &[u32],
+) -> Vec<[Normal; 3]> {
+    let classes = (fine.len() + 1) * FINE_DIRECTIONS;
     let (w, h) = (src.width, src.height);
     let starts: Vec<usize> = (0..h).step_by(ROWS_PER_TASK).collect();
     let blocks: Vec<Vec<[Normal; 3]>> = starts
@@ -465,7 +511,8 @@ fn normal_equations(src: &Rows, source: &[u8], activity: &[u32], fine: &[u32]) -
             let mut rows: Vec<[Vec<f64>; 3]> = vec![Default::default(); classes];
             for y in y0..(y0 + ROWS_PER_TASK).min(h) {
                 for x in 0..w {
-                    let class = class_of(fine, activity[y * w + x]);
+                    let hv = gradients[y * w + x];
+                    let class = class_of(fine, hv[0] + hv[1]) * FINE_DIRECTIONS + direction_of(hv);
                     for (c, m) in rows[class].iter_mut().enumerate() {
                         let (xi, yi) = (x as i64, y as i64);
                         let r = source[(y * w + x) * 3 + c] as f64 - src.at(c, xi, yi) as f64;
@@ -494,17 +541,22 @@ fn normal_equations(src: &Rows, source: &[u8], activity: &[u32], fine: &[u32]) -
     total
 }
 
-/// The normal equations of the partition by `thresholds`, from the finest one's.
+/// The normal equations of the partition by `thresholds` and `directions` (1 or 3), from
+/// the finest one's.
 fn merge_classes(
     fine_normals: &[[Normal; 3]],
     fine: &[u32],
     thresholds: &[u32],
+    directions: u8,
 ) -> Vec<[Normal; 3]> {
-    let mut out = vec![[Normal::zero(), Normal::zero(), Normal::zero()]; thresholds.len() + 1];
+    let d = directions as usize;
+    let zero = [Normal::zero(), Normal::zero(), Normal::zero()];
+    let mut out = vec![zero; (thresholds.len() + 1) * d];
     for (i, normal) in fine_normals.iter().enumerate() {
-        // Fine class i holds activities from its lower threshold up.
-        let lowest = if i == 0 { 0 } else { fine[i - 1] };
-        let class = class_of(thresholds, lowest);
+        let (a, e) = (i / FINE_DIRECTIONS, i % FINE_DIRECTIONS);
+        // Fine activity class a holds activities from its lower threshold up.
+        let lowest = if a == 0 { 0 } else { fine[a - 1] };
+        let class = class_of(thresholds, lowest) * d + if d == 1 { 0 } else { e };
         (0..3).for_each(|c| out[class][c].merge(&normal[c]));
     }
     out
@@ -516,6 +568,7 @@ fn quantised(
     normals: &[[Normal; 3]],
     solved: &[[[f64; FILTER_TAPS]; 3]],
     thresholds: &[u32],
+    directions: u8,
     precision: u8,
 ) -> (FilterParams, f64) {
     let scale = (1u32 << precision) as f64;
@@ -539,6 +592,7 @@ fn quantised(
     let params = FilterParams {
         precision,
         thresholds: thresholds.to_vec(),
+        directions,
         classes,
     };
     (params, change)
@@ -553,8 +607,8 @@ pub fn squared_error(a: &RgbImage, b: &RgbImage) -> f64 {
         .sum()
 }
 
-/// Adds the filter of [`fit`] to a complete format-4 `file` whose decode is `decoded`,
-/// growing it by at most `room` bytes; the file as it is when no filter pays.
+/// Adds the filter of [`fit`] to a complete `file` of the newest format whose decode is
+/// `decoded`, growing it by at most `room` bytes; the file as it is when no filter pays.
 pub fn add_fitted_filter(
     file: Vec<u8>,
     source: &RgbImage,
@@ -628,5 +682,24 @@ mod tests {
         assert_eq!(coarser(&fine, 4), vec![2, 4, 6]);
         assert_eq!(coarser(&fine, 8), fine.to_vec());
         assert_eq!(coarser(&[5], 4), vec![5]);
+    }
+
+    #[test]
+    fn a_direction_is_a_laplacian_sum_over_twice_the_other() {
+        assert_eq!(direction_of([201, 100]), 1);
+        assert_eq!(direction_of([200, 100]), 0);
+        assert_eq!(direction_of([100, 201]), 2);
+        assert_eq!(direction_of([0, 0]), 0);
+        assert_eq!(direction_of([u32::MAX, u32::MAX / 2]), 1);
+        let params = |directions| FilterParams {
+            precision: 6,
+            thresholds: vec![50],
+            directions,
+            classes: vec![[[0; FILTER_TAPS]; 3]; 2 * directions as usize],
+        };
+        // k = a·d + e.
+        assert_eq!(pixel_class(&params(3), [10, 30]), 2);
+        assert_eq!(pixel_class(&params(3), [100, 30]), 4);
+        assert_eq!(pixel_class(&params(1), [100, 30]), 1);
     }
 }

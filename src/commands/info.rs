@@ -49,10 +49,19 @@ fn render_text(i: &FileInfo) -> String {
     );
     match &i.filter {
         Some(f) if f.applied => s.push_str(&format!(
-            "filter          {} bytes: {} class{}, precision {}\n",
+            "filter          {} bytes: {} class{}{}, precision {}\n",
             f.bytes,
             f.classes,
             if f.classes == 1 { "" } else { "es" },
+            if f.directions > 1 {
+                format!(
+                    " ({} by activity × {} by direction)",
+                    f.classes / f.directions as usize,
+                    f.directions
+                )
+            } else {
+                String::new()
+            },
             f.precision
         )),
         Some(f) => s.push_str(&format!(
