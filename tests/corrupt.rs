@@ -564,23 +564,34 @@ fn format4_every_single_bit_flip_is_caught() {
     assert_every_bit_flip_is_caught(&bytes);
 }
 
+/// Where a file's filter section starts.
+fn filter_section_start(bytes: &[u8]) -> usize {
+    let filter_len = read_file(bytes).unwrap().header.filter_len as usize;
+    bytes.len() - 4 - filter_len
+}
+
+/// The field named by the error of reading `bytes` with byte `at` of its filter section
+/// set to `value` (checksums fixed, so that only the ranges can say no).
+fn refused_filter_field(bytes: &[u8], at: usize, value: u8) -> &'static str {
+    let header_len = read_file(bytes).unwrap().header.encoded_len();
+    let mut damaged = bytes.to_vec();
+    damaged[filter_section_start(bytes) + at] = value;
+    fix_crcs_v3(&mut damaged, header_len);
+    match read_file(&damaged).unwrap_err() {
+        Error::InvalidField { field, .. } => field,
+        other => panic!("{other}"),
+    }
+}
+
 #[test]
 fn format4_damaged_filter_section_is_refused_by_name() {
     let bytes = sample_v4_bytes();
-    let header_len = read_file(&bytes).unwrap().header.encoded_len();
-    let filter_len = read_file(&bytes).unwrap().header.filter_len as usize;
-    let section = bytes.len() - 4 - filter_len;
-    // Precision 13, then 0 classes: checksums fixed, so only the ranges can say no.
+    // Precision 13, then 0 classes.
     for (at, value, field) in [(0, 13, "filter precision"), (1, 0, "filter classes")] {
-        let mut damaged = bytes.clone();
-        damaged[section + at] = value;
-        fix_crcs_v3(&mut damaged, header_len);
-        match read_file(&damaged).unwrap_err() {
-            Error::InvalidField { field: f, .. } => assert_eq!(f, field),
-            other => panic!("{other}"),
-        }
+        assert_eq!(refused_filter_field(&bytes, at, value), field);
     }
     // Cut inside the section: a truncated file, decoded whole but not filtered.
+    let section = filter_section_start(&bytes);
     let cut = read_file(&bytes[..section + 3]).unwrap();
     assert!(cut.truncation.is_some() && cut.filter.is_none());
     assert_eq!(cut.layers.len(), 4);
@@ -596,16 +607,11 @@ fn format5_every_single_bit_flip_is_caught() {
 #[test]
 fn format5_damaged_direction_count_is_refused_by_name() {
     let bytes = sample_v5_bytes();
-    let header_len = read_file(&bytes).unwrap().header.encoded_len();
-    let filter_len = read_file(&bytes).unwrap().header.filter_len as usize;
-    let section = bytes.len() - 4 - filter_len;
     for d in [0, 2, 4, 255] {
-        let mut damaged = bytes.clone();
-        damaged[section + 2] = d;
-        fix_crcs_v3(&mut damaged, header_len);
-        match read_file(&damaged).unwrap_err() {
-            Error::InvalidField { field, .. } => assert_eq!(field, "filter directions", "d = {d}"),
-            other => panic!("{other}"),
-        }
+        assert_eq!(
+            refused_filter_field(&bytes, 2, d),
+            "filter directions",
+            "d = {d}"
+        );
     }
 }

@@ -274,11 +274,24 @@ fn missing_trailer_still_decodes_every_layer() {
     );
 }
 
+/// §11.1's symbols in a file of format `version` without a filter (`F = 0`).
+fn unfiltered_example(version: u8) -> Vec<u8> {
+    let mut header = example_header_of(version);
+    header.segments.clear();
+    write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap()
+}
+
+/// Checks that `filter` turns §11.4's decoded image into `filtered`.
+fn assert_filters_to(filter: &FilterParams, filtered: [[[u8; 3]; 3]; 2]) {
+    assert_eq!(
+        filter_image(filter, &example_decoded()),
+        example_image(filtered)
+    );
+}
+
 #[test]
 fn format4_writer_produces_the_spec_bytes() {
-    let mut header = example_header_of(4);
-    header.segments.clear();
-    let plain = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    let plain = unfiltered_example(4);
     assert_eq!(plain.len(), 43, "§11.1's file and F = 0");
     let bytes = with_filter(&plain, Some(&example_filter())).unwrap();
     assert_eq!(bytes, EXAMPLE4);
@@ -304,17 +317,12 @@ fn format4_filter_gives_the_spec_pixels() {
         [[196, 13, 30], [164, 35, 54], [52, 73, 82]],
         [[183, 27, 14], [88, 119, 135], [68, 89, 100]],
     ];
-    assert_eq!(
-        filter_image(&example_filter(), &example_decoded()),
-        example_image(filtered)
-    );
+    assert_filters_to(&example_filter(), filtered);
 }
 
 #[test]
 fn format5_writer_produces_the_spec_bytes() {
-    let mut header = example_header_of(5);
-    header.segments.clear();
-    let plain = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    let plain = unfiltered_example(5);
     let bytes = with_filter(&plain, Some(&example5_filter())).unwrap();
     assert_eq!(bytes, EXAMPLE5);
     assert_eq!(with_filter(&bytes, None).unwrap(), plain);
@@ -335,16 +343,11 @@ fn format5_filter_gives_the_spec_pixels() {
         [[198, 12, 30], [177, 28, 47], [69, 68, 79]],
         [[183, 28, 21], [109, 98, 108], [71, 90, 100]],
     ];
-    assert_eq!(
-        filter_image(&example5_filter(), &example_decoded()),
-        example_image(filtered)
-    );
+    assert_filters_to(&example5_filter(), filtered);
 }
 
 #[test]
 fn format4_cannot_hold_direction_classes() {
-    let mut header = example_header_of(4);
-    header.segments.clear();
-    let plain = write_file(&header, &[vec![2, 3], vec![3, 4]]).unwrap();
+    let plain = unfiltered_example(4);
     assert!(with_filter(&plain, Some(&example5_filter())).is_err());
 }
