@@ -9,7 +9,7 @@ use crate::bitstream::symbols::{scan_tile, CellGrid, LayerModel, PrevLayer};
 use crate::bitstream::LayerSpec;
 use crate::error::Result;
 use crate::model::ddl::Candidates;
-use crate::model::{Chooser, LayerInput};
+use crate::model::{Chooser, KeepInput, LayerInput};
 
 /// Squared error is measured on the 8-bit scale; the network works on `v/255 − 0.5`.
 const EIGHT_BIT: f32 = 255.0 * 255.0;
@@ -366,7 +366,13 @@ impl Chooser for RdChooser<'_> {
         !(self.state.may_stop_early && self.losing_layers >= LOSING_LAYERS_TO_STOP)
     }
 
-    fn keeps_input_of(&self, _layer: usize, input: &LayerInput) -> bool {
-        self.losing_layers == 0 && input.floats() <= self.keep_inputs
+    /// The input of a layer that paid, if it fits; a paying layer whose input does not
+    /// fit drops the one kept before, which the file then seldom ends on.
+    fn keeps_input_of(&self, _layer: usize, input: &LayerInput) -> KeepInput {
+        match (self.losing_layers == 0, input.floats() <= self.keep_inputs) {
+            (true, true) => KeepInput::This,
+            (true, false) => KeepInput::Nothing,
+            (false, _) => KeepInput::AsBefore,
+        }
     }
 }

@@ -20,7 +20,7 @@ use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
 pub use config::{LayerConfig, LevelConfig, ModelConfig};
-pub use network::{Chooser, LayerInput, Network, Walk, WalkResult};
+pub use network::{Chooser, KeepInput, LayerInput, Network, Walk, WalkResult};
 
 use crate::error::{Error, Result};
 use crate::schedule::ModelId;

@@ -71,13 +71,23 @@ pub trait Chooser {
         true
     }
 
-    /// Whether a coding walk keeps layer `layer`'s [`LayerInput`] in its result, in
-    /// place of the one it kept before, once the layer is chosen: an encoder that
-    /// chooses its file's last layer again makes the file's image from it instead of
-    /// walking again.
-    fn keeps_input_of(&self, _layer: usize, _input: &LayerInput) -> bool {
-        false
+    /// What a coding walk does with layer `layer`'s [`LayerInput`] once the layer is
+    /// chosen: an encoder that chooses its file's last layer again makes the file's image
+    /// from the kept input instead of walking again.
+    fn keeps_input_of(&self, _layer: usize, _input: &LayerInput) -> KeepInput {
+        KeepInput::AsBefore
     }
+}
+
+/// [`Chooser::keeps_input_of`]'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepInput {
+    /// Keep this layer's input in place of the one kept before.
+    This,
+    /// Keep none (the one kept before is of no more use).
+    Nothing,
+    /// Leave what is kept as it is.
+    AsBefore,
 }
 
 /// What one layer's chosen image is made from in a coding walk: the features its head
@@ -112,8 +122,8 @@ pub struct WalkResult {
     pub images: Vec<Tensor>,
     /// The indices of each layer, `[B·cells]`.
     pub indices: Vec<Vec<u32>>,
-    /// The input of the last layer whose input the chooser kept
-    /// ([`Chooser::keeps_input_of`]); none in a replay or a training walk.
+    /// The layer input the chooser kept last ([`Chooser::keeps_input_of`]); none in a
+    /// replay or a training walk.
     pub input: Option<LayerInput>,
 }
 
@@ -467,8 +477,12 @@ impl Network {
                     .push(if track_grad { chosen } else { image.clone() });
                 result.indices.push(indices);
                 if let Walk::Choose(chooser) = &how {
-                    if !track_grad && chooser.keeps_input_of(n, &input) {
-                        result.input = Some(input);
+                    if !track_grad {
+                        match chooser.keeps_input_of(n, &input) {
+                            KeepInput::This => result.input = Some(input),
+                            KeepInput::Nothing => result.input = None,
+                            KeepInput::AsBefore => {}
+                        }
                     }
                     if !chooser.goes_on_after(n) {
                         return Ok(result);
