@@ -194,7 +194,7 @@ impl Probe {
         let parsed = bitstream::read_file(file)?;
         let last = parsed.layers.len() - 1;
         let walked = |l: usize| self.per_tile.iter().flat_map(move |t| t[l].iter().copied());
-        let same_walk = parsed.header.layers[..] == self.header.layers[..=last]
+        let same_walk = self.header.layers.get(..=last) == Some(&parsed.header.layers[..])
             && (0..last).all(|l| parsed.layers[l].iter().copied().eq(walked(l)));
         if !same_walk {
             return Ok(None);
@@ -554,6 +554,10 @@ mod tests {
         let (rich, lean) = (walk(0.0).unwrap(), walk(1e9).unwrap());
         let file = rich.file().unwrap();
         assert_eq!(lean.decoded_image(&model.network, &file).unwrap(), None);
+        // Nor a file of more layers than the walk walked.
+        assert!(bitstream::read_file(&file).unwrap().layers.len() > 2);
+        let short = walk_at(job(&model, &source), 2, 0.0, Trim::RateDistortion).unwrap();
+        assert_eq!(short.decoded_image(&model.network, &file).unwrap(), None);
     }
 
     #[test]
