@@ -351,3 +351,9 @@ fn format4_cannot_hold_direction_classes() {
     let plain = unfiltered_example(4);
     assert!(with_filter(&plain, Some(&example5_filter())).is_err());
 }
+
+#[test]
+fn a_filter_cannot_be_added_to_a_file_cut_inside_its_payload() {
+    // §11.4's file cut one byte into its second segment: refused, not read past its end.
+    assert!(with_filter(&EXAMPLE4[..38], Some(&example_filter())).is_err());
+}

@@ -25,7 +25,7 @@ pub struct DdnFile {
     /// `K`, and in formats 2 and 3 also `K`, keep.
     pub layers: Vec<Vec<u32>>,
     pub truncation: Option<Truncation>,
-    /// Format 4's output filter (§7.5), when the file has one and is complete.
+    /// The output filter of formats 4 and 5 (§7.5), when the file has one and is complete.
     pub filter: Option<FilterParams>,
 }
 
@@ -78,8 +78,12 @@ pub fn with_filter(bytes: &[u8], filter: Option<&FilterParams>) -> Result<Vec<u8
             header.version
         )));
     }
-    let payload_len: u64 = header.segments.iter().map(|&s| s as u64).sum();
-    let payload = &bytes[header_len..header_len + payload_len as usize];
+    let payload_len: usize = header.segments.iter().map(|&s| s as usize).sum();
+    let payload = bytes
+        .get(header_len..header_len + payload_len)
+        .ok_or_else(|| {
+            Error::InvalidArgument("an output filter needs a complete file".to_string())
+        })?;
     let section = filter
         .map(|f| f.to_bytes(header.version))
         .transpose()?

@@ -41,31 +41,15 @@ pub struct FilterParams {
 impl FilterParams {
     /// Checks every range of §7.5.
     pub fn validate(&self) -> Result<()> {
-        let p = self.precision as u64;
-        check(
-            "filter precision",
-            p,
-            (1..=MAX_PRECISION as u64).contains(&p),
-            "1 ..= 12",
-        )?;
+        check_precision(self.precision)?;
         let d = self.directions;
-        check(
-            "filter directions",
-            d as u64,
-            DIRECTION_COUNTS.contains(&d),
-            "1 or 3",
-        )?;
-        let q = self.thresholds.len() as u64 + 1;
-        check(
-            "filter classes",
-            q,
-            (1..=MAX_CLASSES as u64).contains(&q),
-            "1 ..= 8",
-        )?;
+        check_directions(d)?;
+        let q = self.thresholds.len() + 1;
+        check_activity_classes(q)?;
         check(
             "filter class coefficients",
             self.classes.len() as u64,
-            self.classes.len() as u64 == q * d as u64,
+            self.classes.len() == q * d as usize,
             "q·d classes",
         )?;
         if let Some(pair) = self.thresholds.windows(2).find(|t| t[0] >= t[1]) {
@@ -97,7 +81,7 @@ impl FilterParams {
         self.validate()?;
         let q = self.thresholds.len() as u8 + 1;
         let mut out = vec![self.precision, q];
-        if version >= super::header::FORMAT_V5 {
+        if has_directions(version) {
             out.push(self.directions);
         } else {
             check(
@@ -136,29 +120,14 @@ impl FilterParams {
             return Err(truncated());
         }
         let (precision, q) = (bytes[0], bytes[1] as usize);
-        let p = precision as u64;
-        check(
-            "filter precision",
-            p,
-            (1..=MAX_PRECISION as u64).contains(&p),
-            "1 ..= 12",
-        )?;
-        check(
-            "filter classes",
-            q as u64,
-            (1..=MAX_CLASSES).contains(&q),
-            "1 ..= 8",
-        )?;
+        check_precision(precision)?;
+        // `q` and `d` size what follows: checked before it is read.
+        check_activity_classes(q)?;
         let mut at = 2;
         let mut directions = 1;
-        if version >= super::header::FORMAT_V5 {
+        if has_directions(version) {
             directions = *bytes.get(2).ok_or_else(truncated)?;
-            check(
-                "filter directions",
-                directions as u64,
-                DIRECTION_COUNTS.contains(&directions),
-                "1 or 3",
-            )?;
+            check_directions(directions)?;
             at = 3;
         }
         let mut thresholds = Vec::with_capacity(q - 1);
@@ -195,6 +164,38 @@ impl FilterParams {
         params.validate()?;
         Ok(params)
     }
+}
+
+/// Whether a format's filter section has the byte `d` (§7.5): 5 on.
+fn has_directions(version: u8) -> bool {
+    version >= super::header::FORMAT_V5
+}
+
+fn check_precision(p: u8) -> Result<()> {
+    check(
+        "filter precision",
+        p as u64,
+        (1..=MAX_PRECISION).contains(&p),
+        "1 ..= 12",
+    )
+}
+
+fn check_activity_classes(q: usize) -> Result<()> {
+    check(
+        "filter classes",
+        q as u64,
+        (1..=MAX_CLASSES).contains(&q),
+        "1 ..= 8",
+    )
+}
+
+fn check_directions(d: u8) -> Result<()> {
+    check(
+        "filter directions",
+        d as u64,
+        DIRECTION_COUNTS.contains(&d),
+        "1 or 3",
+    )
 }
 
 /// Bits appended MSB first to a byte vector.

@@ -147,14 +147,25 @@ fn direction_of([h, v]: [u32; 2]) -> usize {
     }
 }
 
-/// §7.5 step 1: the class `k = a·d + e` of a pixel whose Laplacian sums are `hv`.
-fn pixel_class(params: &FilterParams, hv: [u32; 2]) -> usize {
-    let a = class_of(&params.thresholds, hv[0] + hv[1]);
-    if params.directions == 1 {
+/// §7.5 step 1: the class `k = a·d + e` of activity class `a` and direction `e` among
+/// `d` direction classes (with `d = 1` the direction does not count).
+fn class_index(a: usize, d: usize, e: usize) -> usize {
+    if d == 1 {
         a
     } else {
-        a * params.directions as usize + direction_of(hv)
+        a * d + e
     }
+}
+
+/// §7.5 step 1: the class of a pixel whose Laplacian sums are `hv`, by `thresholds` and
+/// `d` direction classes.
+fn class_by(thresholds: &[u32], d: usize, hv: [u32; 2]) -> usize {
+    class_index(class_of(thresholds, hv[0] + hv[1]), d, direction_of(hv))
+}
+
+/// [`class_by`] the filter's own thresholds and direction classes.
+fn pixel_class(params: &FilterParams, hv: [u32; 2]) -> usize {
+    class_by(&params.thresholds, params.directions as usize, hv)
 }
 
 /// §7.5 step 3 for one channel of one pixel.
@@ -511,8 +522,7 @@ fn normal_equations(
             let mut rows: Vec<[Vec<f64>; 3]> = vec![Default::default(); classes];
             for y in y0..(y0 + ROWS_PER_TASK).min(h) {
                 for x in 0..w {
-                    let hv = gradients[y * w + x];
-                    let class = class_of(fine, hv[0] + hv[1]) * FINE_DIRECTIONS + direction_of(hv);
+                    let class = class_by(fine, FINE_DIRECTIONS, gradients[y * w + x]);
                     for (c, m) in rows[class].iter_mut().enumerate() {
                         let (xi, yi) = (x as i64, y as i64);
                         let r = source[(y * w + x) * 3 + c] as f64 - src.at(c, xi, yi) as f64;
@@ -556,7 +566,7 @@ fn merge_classes(
         let (a, e) = (i / FINE_DIRECTIONS, i % FINE_DIRECTIONS);
         // Fine activity class a holds activities from its lower threshold up.
         let lowest = if a == 0 { 0 } else { fine[a - 1] };
-        let class = class_of(thresholds, lowest) * d + if d == 1 { 0 } else { e };
+        let class = class_index(class_of(thresholds, lowest), d, e);
         (0..3).for_each(|c| out[class][c].merge(&normal[c]));
     }
     out

@@ -302,17 +302,12 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
             encode_at(job, n, 0.0, Trim::Nothing)
         }
         Rate::Lambda(lambda) if lambda.is_finite() && lambda >= 0.0 => {
-            let probe = walk_at(job, total, lambda, Trim::RateDistortion)?;
-            with_output_filter(job, probe.file()?, Some(&probe), lambda, usize::MAX)
+            encode_at_lambda(job, total, lambda)
         }
         Rate::Lambda(lambda) => Err(Error::InvalidArgument(format!(
             "λ = {lambda}: it must be a finite number, zero or more"
         ))),
-        Rate::Quality(q) => {
-            let lambda = quality::lambda_for_quality(q)?;
-            let probe = walk_at(job, total, lambda, Trim::RateDistortion)?;
-            with_output_filter(job, probe.file()?, Some(&probe), lambda, usize::MAX)
-        }
+        Rate::Quality(q) => encode_at_lambda(job, total, quality::lambda_for_quality(q)?),
         Rate::Psnr(db) => {
             let start = start_lambda(DEFAULT_BPP, activity(&job.source.rgb));
             quality::fit_psnr(job, total, db, start)
@@ -346,6 +341,13 @@ fn encode_job(job: Job, rate: Rate) -> Result<Vec<u8>> {
     }
 }
 
+/// One walk of `layers` layers at trade-off `lambda`, and the output filter that pays at
+/// the same λ.
+fn encode_at_lambda(job: Job, layers: usize, lambda: f64) -> Result<Vec<u8>> {
+    let probe = walk_at(job, layers, lambda, Trim::RateDistortion)?;
+    with_output_filter(job, probe.file()?, Some(&probe), lambda, usize::MAX)
+}
+
 /// Bytes a `--bpp` search leaves for the output filter (codec-spec.md §7.5): about 0.8 %
 /// of the budget, between 64 and 400 bytes, what the filter chosen at λ took on Kodak
 /// images (one class at 0.05 bpp, 50–60 bytes; 4–8 classes at 1 bpp, 250–450 bytes;
@@ -366,10 +368,10 @@ fn with_output_filter(
     lambda: f64,
     room: usize,
 ) -> Result<Vec<u8>> {
-    let made = match walk {
-        Some(walk) => walk.decoded_image(&job.model.network, &file)?,
-        None => None,
-    };
+    let made = walk
+        .map(|walk| walk.decoded_image(&job.model.network, &file))
+        .transpose()?
+        .flatten();
     let decoded = match made {
         Some(image) => image,
         None => decode_rgb(job, &file)?,

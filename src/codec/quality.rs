@@ -69,21 +69,19 @@ pub(super) fn fit_psnr(job: Job, layers: usize, target: f64, start_lambda: f64) 
             Some(&mut reconstruction),
         )?;
         // The walk's image is the file's decode, so the output filter is fitted to it.
-        let file = probe.file()?;
-        Ok(
+        let (file, image) =
             match super::filter::fit(&source.rgb, &reconstruction, lambda, usize::MAX) {
-                Some((params, filtered)) => Trial {
-                    lambda,
-                    psnr: decoded_psnr(source, &filtered),
-                    file: crate::bitstream::with_filter(&file, Some(&params))?,
-                },
-                None => Trial {
-                    lambda,
-                    psnr: decoded_psnr(source, &reconstruction),
-                    file,
-                },
-            },
-        )
+                Some((params, filtered)) => (
+                    crate::bitstream::with_filter(&probe.file()?, Some(&params))?,
+                    filtered,
+                ),
+                None => (probe.file()?, reconstruction),
+            };
+        Ok(Trial {
+            lambda,
+            psnr: decoded_psnr(source, &image),
+            file,
+        })
     };
     // `reaches`: the largest λ that reached the target; `misses`: the smallest that did not.
     let (mut reaches, mut misses): (Option<Trial>, Option<Trial>) = (None, None);
