@@ -51,12 +51,32 @@ fn argument_error_line(err: &clap::Error) -> String {
 
 /// mimalloc's `purge_delay` option (index 15 in its option enum).
 const MI_OPTION_PURGE_DELAY: i32 = 15;
+/// mimalloc's `allow_thp` option (index 38 in its option enum).
+const MI_OPTION_ALLOW_THP: i32 = 38;
+
+/// Turns transparent huge pages off for this process. With them, a first touch of the
+/// allocator's memory faults in (and zeroes) 2 MiB at once, and where the kernel compacts
+/// memory to find such a page the fault stalls: a fifth of a decode's time went to the
+/// kernel that way, varying from run to run (docs/experiments.md, "Transparent huge pages
+/// off"). mimalloc reads its own switch for this before `main`, so the process is told
+/// here too, and the allocator stops asking for huge pages.
+fn no_transparent_huge_pages() {
+    // SAFETY: sets a plain integer option; called before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) };
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integers and changes only this process's paging;
+    // a kernel without it returns an error, which leaves things as they were.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
 
 fn main() {
     // Keep freed memory instead of returning it to the OS: candle allocates a fresh buffer
     // per op, and re-faulting those pages took much of training time.
     // SAFETY: sets a plain integer option; called before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    no_transparent_huge_pages();
     // candle runs element-wise ops on a pool of its own whose waits spin; beside the
     // rayon threads of the convs that cost 11 % of an encode on two cores (profiled), and
     // one thread for those memory-bound ops is faster (docs/experiments.md). A user's own
