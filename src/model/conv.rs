@@ -181,10 +181,15 @@ fn forward(
                 for co in 0..d.c_out {
                     let at = b * per_out + co * d.pixels() + y0 * d.width;
                     let row = std::slice::from_raw_parts_mut(out.0.add(at), n);
-                    if let Some(bias) = bias {
-                        row.iter_mut().for_each(|v| *v += bias[co]);
-                    }
-                    then.apply(row, at);
+                    super::simd::widest(
+                        #[inline(always)]
+                        || {
+                            if let Some(bias) = bias {
+                                row.iter_mut().for_each(|v| *v += bias[co]);
+                            }
+                            then.apply(row, at);
+                        },
+                    );
                 }
             }
         });
@@ -207,6 +212,7 @@ enum Epilogue<'a> {
 
 impl Epilogue<'_> {
     /// Applies to `row`, which starts at element `at` of the output.
+    #[inline(always)]
     fn apply(self, row: &mut [f32], at: usize) {
         match self {
             Epilogue::Nothing => {}

@@ -258,6 +258,21 @@ fn accumulate_cell_errors(
     s: LayerShape,
     rows: usize,
 ) {
+    super::simd::widest(
+        #[inline(always)]
+        || accumulate_cell_errors_in_order(acc, res, err, squares, s, rows),
+    )
+}
+
+#[inline(always)]
+fn accumulate_cell_errors_in_order(
+    acc: &mut [f32],
+    res: &[f32],
+    err: &[f32],
+    squares: &mut [f32],
+    s: LayerShape,
+    rows: usize,
+) {
     let r = s.s2d;
     let wf = s.width / r;
     let cx = s.cells_x();
@@ -298,6 +313,7 @@ fn accumulate_cell_errors(
 
 /// `acc[c] += run[0]; … += run[M−1]` for each cell's run of `M` terms, in that order; with
 /// `M` known, the cells of a row go through the vector units together.
+#[inline(always)]
 fn add_runs<const M: usize>(acc: &mut [f32], squares: &[f32]) {
     for (a, run) in acc.iter_mut().zip(squares.chunks_exact(M)) {
         for q in run {
@@ -492,30 +508,10 @@ fn chosen_residuals(
     n: usize,
     (nodes, weights, k): (&[u32], &[f32], usize),
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F, checked just above.
-        return unsafe { chosen_residuals_avx512(dst, stride, feat, n, (nodes, weights, k)) };
-    }
-    chosen_residuals_by_width(dst, stride, feat, n, (nodes, weights, k))
-}
-
-/// [`chosen_residuals`] compiled for AVX-512: the same multiplies and adds in the same
-/// order, more of the independent sums per instruction than SSE's four (Rust never fuses
-/// a multiply and an add, so the floats are the same on every path).
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn chosen_residuals_avx512(
-    dst: &mut [f32],
-    stride: usize,
-    feat: (&[f32], usize, usize),
-    n: usize,
-    node_weights: (&[u32], &[f32], usize),
-) {
-    chosen_residuals_by_width(dst, stride, feat, n, node_weights)
+    super::simd::widest(
+        #[inline(always)]
+        || chosen_residuals_by_width(dst, stride, feat, n, (nodes, weights, k)),
+    )
 }
 
 /// [`chosen_residuals`] with the sums of a pixel in registers for the usual widths

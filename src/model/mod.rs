@@ -12,6 +12,7 @@ mod gemm;
 pub mod network;
 pub mod shipped;
 mod shuffle;
+mod simd;
 
 use std::collections::HashMap;
 use std::path::Path;
