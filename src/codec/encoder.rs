@@ -13,8 +13,8 @@ use crate::model::{LayerInput, Model, Network, Walk};
 /// Largest `batch × K × 3 × h × w` candidate tensor an encoder batch may make (floats).
 const ENCODE_BATCH_FLOATS: usize = 24 << 20;
 
-/// At most this many floats of a walk's layer inputs are kept (128 MB), shared among the
-/// batches by their tiles, to make the image of the final file without walking again
+/// At most this many floats of a walk's layer inputs are kept (128 MB), by the batches in
+/// walk order while they fit, to make the image of the final file without walking again
 /// ([`Probe::decoded_image`]): a full-resolution layer of up to two megapixels.
 const KEPT_INPUT_FLOATS: usize = 1 << 25;
 
@@ -186,10 +186,10 @@ impl Probe {
         Ok(probe)
     }
 
-    /// The image `file` decodes to before its output filter, made from the walk's kept
-    /// input of the file's last layer, bit for bit what decoding gives; `None` where the
-    /// walk kept another layer's or `file` does not share the walk's earlier layers (then
-    /// decode it).
+    /// The image `file` decodes to before its output filter, bit for bit what decoding
+    /// gives: each batch's tiles made from the walk's kept input of the file's last layer,
+    /// or where the batch kept none (or another layer's), replayed from the file; `None`
+    /// where `file` does not share the walk's earlier layers (then decode it).
     pub(super) fn decoded_image(&self, network: &Network, file: &[u8]) -> Result<Option<RgbImage>> {
         let parsed = bitstream::read_file(file)?;
         let last = parsed.layers.len() - 1;
@@ -209,13 +209,19 @@ impl Probe {
         let tiles = self.header.tiles();
         let (width, height) = (self.header.width, self.header.height);
         let mut image = RgbImage::new(width, height);
-        for ((batch, inputs), indices) in
-            (self.batches.iter().zip(&self.inputs)).zip(self.per_batch(&from_file, last))
-        {
-            let Some(input) = inputs.input.as_ref().filter(|i| i.layer == last) else {
-                return Ok(None);
+        let symbols: Vec<Vec<Vec<u32>>> =
+            (0..=last).map(|l| self.per_batch(&from_file, l)).collect();
+        for (i, (batch, inputs)) in self.batches.iter().zip(&self.inputs).enumerate() {
+            let chosen = match inputs.input.as_ref().filter(|input| input.layer == last) {
+                Some(input) => network.chosen_image(input, &symbols[last][i])?,
+                None => {
+                    let replay: Vec<Vec<u32>> =
+                        symbols.iter().map(|layer| layer[i].clone()).collect();
+                    let (h, w) = (inputs.height, inputs.width);
+                    let walk = network.walk(batch.len(), h, w, last + 1, Walk::Replay(&replay))?;
+                    walk.images.last().expect("at least one layer").clone()
+                }
             };
-            let chosen = network.chosen_image(input, &indices)?;
             let full = tiles::full_resolution(&chosen, inputs.height, inputs.width)?;
             let members: Vec<_> = batch.iter().map(|&t| tiles[t]).collect();
             tiles::paste_batch(&mut image, 0, &members, &full)?;
@@ -328,7 +334,23 @@ pub(super) fn walk_with(
     n: usize,
     lambda: f64,
     trim: Trim,
+    reconstruction: Option<&mut RgbImage>,
+) -> Result<Probe> {
+    let keep = match trim {
+        Trim::RateDistortion => KEPT_INPUT_FLOATS,
+        _ => 0,
+    };
+    walk_keeping(job, n, lambda, trim, reconstruction, keep)
+}
+
+/// [`walk_with`], keeping at most `keep` floats of layer inputs.
+fn walk_keeping(
+    job: Job,
+    n: usize,
+    lambda: f64,
+    trim: Trim,
     mut reconstruction: Option<&mut RgbImage>,
+    keep: usize,
 ) -> Result<Probe> {
     debug_assert!(reconstruction.is_none() || trim != Trim::RateDistortion);
     let (model, source) = (job.model, job.source);
@@ -345,6 +367,7 @@ pub(super) fn walk_with(
     }
     let all: Vec<usize> = (0..tiles.len()).collect();
     let batch_size = |h, w| encode_batch(network, h, w, n);
+    let mut kept = 0;
     tiles::for_each_batch(&tiles, &all, batch_size, |batch| {
         let (h, w) = (batch.height, batch.width);
         let pixels = tiles::tile_batch(&source.rgb, &batch.tiles, network.device())?;
@@ -352,14 +375,9 @@ pub(super) fn walk_with(
         let weights = job
             .roi
             .map(|roi| tiles::weight_batch(roi, &batch.tiles, ROI_GAIN));
-        let keep = if trim == Trim::RateDistortion {
-            KEPT_INPUT_FLOATS * batch.tiles.len() / tiles.len()
-        } else {
-            0
-        };
         let mut chooser = rd
             .batch(&targets, weights.as_deref(), w, h)
-            .keeping_inputs(keep);
+            .keeping_inputs(keep - kept);
         let mut walk = network.walk(batch.tiles.len(), h, w, n, Walk::Choose(&mut chooser))?;
         let walked = walk.indices.len();
         if walked < n {
@@ -371,6 +389,7 @@ pub(super) fn walk_with(
             tiles::paste_batch(image, 0, &batch.tiles, &tiles::full_resolution(last, h, w)?)?;
         }
         split_by_tile(&walk.indices, batch.indices, &mut per_tile);
+        kept += walk.input.as_ref().map_or(0, |input| input.floats());
         batches.push(batch.indices.to_vec());
         inputs.push(BatchInputs {
             height: h,
@@ -521,29 +540,33 @@ mod tests {
         // Partial tiles at the right and bottom edges, several batches of tiles.
         let (model, source) = tiny_model_and_source(75, 41);
         let n = model.network.config().layer_count();
-        let (mut made_count, mut files_count) = (0, 0);
+        // Room for every batch's input, for some batches' only, and for none.
+        let rooms = [KEPT_INPUT_FLOATS, 3_000, 0];
+        let mut kept = [0; 3];
         for lambda in [0.0, 50.0, 300.0, 3_000.0] {
-            let probe = walk_at(job(&model, &source), n, lambda, Trim::RateDistortion).unwrap();
-            let rechosen = |l: f64| probe.file_with_last_at(l).unwrap().unwrap();
-            let files = [
-                probe.file().unwrap(),
-                rechosen(lambda / 3.0 + 1.0),
-                rechosen(lambda * 3.0 + 1.0),
-            ];
-            for file in files {
-                files_count += 1;
-                // `None` where the file ends on a layer whose input the walk did not keep.
-                if let Some(made) = probe.decoded_image(&model.network, &file).unwrap() {
+            for (room, kept) in rooms.into_iter().zip(&mut kept) {
+                let job = job(&model, &source);
+                let probe = walk_keeping(job, n, lambda, Trim::RateDistortion, None, room).unwrap();
+                *kept += probe.inputs.iter().filter(|i| i.input.is_some()).count();
+                let rechosen = |l: f64| probe.file_with_last_at(l).unwrap().unwrap();
+                let files = [
+                    probe.file().unwrap(),
+                    rechosen(lambda / 3.0 + 1.0),
+                    rechosen(lambda * 3.0 + 1.0),
+                ];
+                for file in files {
+                    let made = probe.decoded_image(&model.network, &file).unwrap();
                     let decoded = decode(&model, &file, None).unwrap().image.to_rgb8();
-                    assert_eq!(made, decoded, "λ = {lambda}");
-                    made_count += 1;
+                    assert_eq!(made, Some(decoded), "λ = {lambda}, room {room}");
                 }
             }
         }
-        assert!(
-            made_count * 2 >= files_count,
-            "{made_count} of {files_count}"
-        );
+        let batches = walk_at(job(&model, &source), n, 0.0, Trim::RateDistortion)
+            .unwrap()
+            .batches
+            .len();
+        assert!(batches > 1);
+        assert!(kept[0] > kept[1] && kept[1] > 0 && kept[2] == 0, "{kept:?}");
     }
 
     #[test]
