@@ -6,7 +6,7 @@
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ddn::bitstream::packer::{pack_indices, unpack_indices, Bits};
-use ddn::bitstream::range_coder::Framing;
+use ddn::bitstream::range_coder::{Adaptation, Coding, Framing};
 use ddn::codec::{decode, encode, EncodeOptions, Rate};
 use ddn::io::SourceImage;
 use ddn::model::ddl::Candidates;
@@ -93,12 +93,17 @@ fn range_coder(c: &mut Criterion) {
             }
         })
         .collect();
+    // The newest format's coding.
+    let coding = Coding {
+        framing: Framing::Trimmed,
+        adaptation: Adaptation::Counted,
+    };
     c.bench_function("range_code_layer_6144_cells", |b| {
-        b.iter(|| encode_layer(&symbols, &spec, None, &tiles, Framing::Trimmed))
+        b.iter(|| encode_layer(&symbols, &spec, None, &tiles, coding))
     });
-    let segment = encode_layer(&symbols, &spec, None, &tiles, Framing::Trimmed);
+    let segment = encode_layer(&symbols, &spec, None, &tiles, coding);
     c.bench_function("range_decode_layer_6144_cells", |b| {
-        b.iter(|| decode_layer(&segment, &spec, None, &tiles, 0, Framing::Trimmed).unwrap())
+        b.iter(|| decode_layer(&segment, &spec, None, &tiles, 0, coding).unwrap())
     });
 }
 

@@ -38,7 +38,7 @@ fn compress_decompress_info_round_trip() {
     assert_eq!(v["width"], 37);
     assert_eq!(v["height"], 29);
     assert_eq!(v["layers_coded"], 4);
-    assert_eq!(v["format_version"], 5);
+    assert_eq!(v["format_version"], 6);
     assert_eq!(v["layers"].as_array().unwrap().len(), 4);
     let text = sb.ddn(&["info", "img.ddn"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("model id"));

@@ -66,6 +66,17 @@ const EXAMPLE5: [u8; 89] = [
     0x53, 0xB6, 0x24, 0x8B, // trailer CRC
 ];
 
+/// §11.6, format 6: §11.5's file with format 6's probabilities (derived from the spec by
+/// a separate program): only the version, the first segment and the checksums differ.
+fn example6() -> Vec<u8> {
+    let mut bytes = EXAMPLE5.to_vec();
+    bytes[4] = 0x06;
+    bytes[0x21..0x25].copy_from_slice(&[0x1A, 0xA8, 0xEB, 0xD2]); // header CRC
+    bytes[0x25] = 0x54; // layer 0's segment
+    bytes[0x55..0x59].copy_from_slice(&[0xFF, 0xE9, 0x52, 0x40]); // trailer CRC
+    bytes
+}
+
 /// §11.5's filter.
 fn example5_filter() -> FilterParams {
     let class = |taps: [(usize, i32); 2]| {
@@ -344,6 +355,24 @@ fn format5_filter_gives_the_spec_pixels() {
         [[183, 28, 21], [109, 98, 108], [71, 90, 100]],
     ];
     assert_filters_to(&example5_filter(), filtered);
+}
+
+#[test]
+fn format6_writer_produces_the_spec_bytes() {
+    let plain = unfiltered_example(6);
+    let bytes = with_filter(&plain, Some(&example5_filter())).unwrap();
+    assert_eq!(bytes, example6());
+    // The same symbols in format 5 code layer 0 as 0x51.
+    assert_eq!(unfiltered_example(5)[0x25], 0x51);
+}
+
+#[test]
+fn format6_reader_parses_the_spec_bytes() {
+    let file = read_file(&example6()).unwrap();
+    assert_eq!(file.header.version, 6);
+    assert_eq!(file.header.segments, vec![1, 1]);
+    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
+    assert_eq!(file.filter, Some(example5_filter()));
 }
 
 #[test]

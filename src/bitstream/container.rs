@@ -103,13 +103,7 @@ fn encode_segments(header: &Header, layers: &[Vec<u32>]) -> Vec<Vec<u8>> {
     (0..layers.len())
         .map(|l| {
             let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
-            encode_layer(
-                &layers[l],
-                &header.layers[l],
-                prev,
-                &tiles,
-                header.framing(),
-            )
+            encode_layer(&layers[l], &header.layers[l], prev, &tiles, header.coding())
         })
         .collect()
 }
@@ -212,7 +206,7 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
         .zip(&header.segments)
         .enumerate()
     {
-        if l < complete && cells > most_symbols(len as u64, header.framing()) {
+        if l < complete && cells > most_symbols(len as u64, header.coding()) {
             return Err(Error::InvalidIndexGroup { layer: l });
         }
     }
@@ -223,11 +217,11 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
         let end = start + header.segments[l] as usize;
         let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
         let segment = &payload[start..end];
-        let framing = header.framing();
-        let symbols = decode_layer(segment, &header.layers[l], prev, &tiles, l, framing)?;
+        let coding = header.coding();
+        let symbols = decode_layer(segment, &header.layers[l], prev, &tiles, l, coding)?;
         // Only the writer's own bytes are accepted, so every file is canonical and a
         // damaged segment in a truncated file (no trailer CRC) is still likely caught.
-        if encode_layer(&symbols, &header.layers[l], prev, &tiles, framing) != segment {
+        if encode_layer(&symbols, &header.layers[l], prev, &tiles, coding) != segment {
             return Err(Error::InvalidIndexGroup { layer: l });
         }
         layers.push(symbols);

@@ -1,14 +1,17 @@
 //! §2–§5 of codec-spec.md: the header's fields, their ranges, and how they are read and
 //! written.
 
-use super::range_coder::Framing;
+use super::range_coder::{Adaptation, Coding, Framing};
 use crate::error::{Error, Result};
 use crate::schedule::check_field as check;
 pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
-/// Format 5 (§2–§7): format 4 with direction classes in the output filter (§7.5).
+/// Format 6 (§2–§7): format 5 with finer, faster-learning probabilities (§7.2).
+pub const FORMAT_V6: u8 = 6;
+/// Format 5: format 4 with direction classes in the output filter (§7.5). Still read and
+/// written.
 pub const FORMAT_V5: u8 = 5;
 /// Format 4: format 3 and the output filter (§7.5), activity classes only. Still read and
 /// written.
@@ -16,7 +19,7 @@ pub const FORMAT_V4: u8 = 4;
 /// Format 3: runs, varints, trimmed segments; no filter. Still read and written.
 pub const FORMAT_V3: u8 = 3;
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = FORMAT_V5;
+pub const FORMAT_VERSION: u8 = FORMAT_V6;
 /// Format 2 (Annex B): the same symbols and coder, a longer header and whole segments.
 /// Still read and written.
 pub const FORMAT_V2: u8 = 2;
@@ -24,7 +27,7 @@ pub const FORMAT_V2: u8 = 2;
 pub const FORMAT_V1: u8 = 1;
 /// Bytes before the layer schedule in formats 1 and 2 (Annex A, B).
 pub const FIXED_HEADER_LEN: usize = 24;
-/// Bytes before the schedule's runs in formats 3 to 5 (§2.2).
+/// Bytes before the schedule's runs in formats 3 to 6 (§2.2).
 const FIXED_HEADER_LEN_V3: usize = 22;
 /// The longest varint (§2.1): 5 bytes hold 35 bits, enough for any `u32`.
 const MAX_VARINT_LEN: usize = 5;
@@ -82,12 +85,19 @@ impl Header {
         FIXED_HEADER_LEN_V3 + 4 * runs(&self.layers).len() + varints + 4
     }
 
-    /// How the payload's segments hold their coder's bytes (§7.2).
-    pub fn framing(&self) -> Framing {
-        if has_runs(self.version) {
-            Framing::Trimmed
-        } else {
-            Framing::Whole
+    /// How the payload's segments are coded (§7.2).
+    pub fn coding(&self) -> Coding {
+        Coding {
+            framing: if has_runs(self.version) {
+                Framing::Trimmed
+            } else {
+                Framing::Whole
+            },
+            adaptation: if self.version >= FORMAT_V6 {
+                Adaptation::Counted
+            } else {
+                Adaptation::Fixed
+            },
         }
     }
 
@@ -154,7 +164,7 @@ impl Header {
         Ok(out)
     }
 
-    /// §2.2 and §4 of formats 3 to 5: fixed fields, runs, varints, CRC.
+    /// §2.2 and §4 of formats 3 to 6: fixed fields, runs, varints, CRC.
     fn to_bytes_v3(&self) -> Vec<u8> {
         let runs = runs(&self.layers);
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -231,7 +241,7 @@ impl Header {
 }
 
 impl Header {
-    /// §9 steps 3–5 for formats 3 to 5.
+    /// §9 steps 3–5 for formats 3 to 6.
     fn parse_v3(bytes: &[u8], version: u8) -> Result<(Header, usize)> {
         need(bytes, FIXED_HEADER_LEN_V3)?;
         let (n, run_count) = (bytes[20] as usize, bytes[21] as usize);

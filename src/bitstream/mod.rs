@@ -19,5 +19,5 @@ pub use filter::FilterParams;
 pub use geometry::Tile;
 pub use header::{
     validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4,
-    FORMAT_V5, FORMAT_VERSION, MAGIC,
+    FORMAT_V5, FORMAT_V6, FORMAT_VERSION, MAGIC,
 };

@@ -1,49 +1,99 @@
-//! §7.2 (formats 2 and 3): the binary adaptive range coder that carries each layer's symbols.
+//! §7.2 (formats 2 to 6): the binary adaptive range coder that carries each layer's symbols.
 //!
 //! All arithmetic is on integers, so an encoder and a decoder on any machine agree bit for
 //! bit; only the network's pixels are floating point.
 
-/// Bits of a probability: `p` is the chance of a 0 bit, in units of `2^-11`.
-pub const PROB_BITS: u32 = 11;
-const PROB_ONE: u16 = 1 << PROB_BITS;
-/// Adaptation speed: each coded bit moves `p` by `1/2^ADAPT_SHIFT` of its distance to the
-/// bit's value.
-pub const ADAPT_SHIFT: u32 = 5;
-const TOP: u32 = 1 << 24;
-
-/// One adaptive binary probability.
+/// How a probability adapts (§7.2): in units of `2^-11` at a fixed rate (formats 2 to
+/// 5), or in units of `2^-15`, fast for its first bits and then at that rate (format 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BitModel(u16);
+pub enum Adaptation {
+    Fixed,
+    Counted,
+}
 
-impl Default for BitModel {
-    fn default() -> Self {
-        BitModel(PROB_ONE / 2)
+impl Adaptation {
+    /// `B`: bits of a probability.
+    fn bits(self) -> u32 {
+        match self {
+            Adaptation::Fixed => 11,
+            Adaptation::Counted => 15,
+        }
     }
 }
 
+/// The slowest adaptation: each coded bit moves `p` by `1/2^SLOWEST_RATE` of its distance
+/// to the bit's value.
+const SLOWEST_RATE: u32 = 5;
+/// Bits after which a counted probability adapts at [`SLOWEST_RATE`].
+const COUNTED_BITS: u8 = 24;
+const TOP: u32 = 1 << 24;
+
+/// One adaptive binary probability: `p`, the chance of a 0 bit in units of `2^-B`, and
+/// how many bits it has coded (up to [`COUNTED_BITS`], all that matters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitModel {
+    p: u16,
+    seen: u8,
+    adaptation: Adaptation,
+}
+
 impl BitModel {
+    pub fn new(adaptation: Adaptation) -> Self {
+        BitModel {
+            p: 1 << (adaptation.bits() - 1),
+            seen: 0,
+            adaptation,
+        }
+    }
+
+    /// `r` of §7.2.
+    fn rate(&self) -> u32 {
+        match self.adaptation {
+            Adaptation::Fixed => SLOWEST_RATE,
+            Adaptation::Counted => (2 + self.seen as u32 / 8).min(SLOWEST_RATE),
+        }
+    }
+
     /// Moves the probability towards the bit just coded.
     pub fn update(&mut self, bit: bool) {
-        if bit {
-            self.0 -= self.0 >> ADAPT_SHIFT;
+        let rate = self.rate();
+        let one = 1u32 << self.adaptation.bits();
+        let p = self.p as u32;
+        self.p = if bit {
+            p - (p >> rate)
         } else {
-            self.0 += (PROB_ONE - self.0) >> ADAPT_SHIFT;
-        }
+            p + ((one - p) >> rate)
+        } as u16;
+        self.seen = (self.seen + 1).min(COUNTED_BITS);
+    }
+
+    /// `(range >> B) · p`: where a 0 bit's part of `range` ends.
+    fn bound(&self, range: u32) -> u32 {
+        (range >> self.adaptation.bits()) * self.p as u32
     }
 
     /// What coding `bit` costs now, in bits (for encoder decisions only).
     pub fn cost(&self, bit: bool) -> f32 {
-        COST_TABLE[if bit { PROB_ONE - self.0 } else { self.0 } as usize]
+        let one = 1u16 << self.adaptation.bits();
+        let p = if bit { one - self.p } else { self.p };
+        match self.adaptation {
+            Adaptation::Fixed => COST_TABLE_11[p as usize],
+            Adaptation::Counted => COST_TABLE_15[p as usize],
+        }
     }
 }
 
-/// `-log2(p / 2^11)` for every probability `p`: shared by all threads (a thread-local
-/// table cost a TLS lookup per bit, in the encoder's hottest loop).
-static COST_TABLE: std::sync::LazyLock<Vec<f32>> = std::sync::LazyLock::new(|| {
-    (0..=PROB_ONE as u32)
-        .map(|p| -((p.max(1) as f64) / PROB_ONE as f64).log2() as f32)
+/// `-log2(p / 2^bits)` for every probability `p`.
+fn cost_table(bits: u32) -> Vec<f32> {
+    (0..=1u32 << bits)
+        .map(|p| -((p.max(1) as f64) / (1u32 << bits) as f64).log2() as f32)
         .collect()
-});
+}
+
+// Shared by all threads (a thread-local table cost a TLS lookup per bit, in the encoder's
+// hottest loop).
+static COST_TABLE_11: std::sync::LazyLock<Vec<f32>> = std::sync::LazyLock::new(|| cost_table(11));
+static COST_TABLE_15: std::sync::LazyLock<Vec<f32>> = std::sync::LazyLock::new(|| cost_table(15));
 
 /// How a segment holds the coder's bytes (codec-spec.md §7.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +104,13 @@ pub enum Framing {
     /// interval, and the segment leaves out the first byte (always 0) and the zero bytes
     /// `finish` ends with, which the decoder reads as zeros.
     Trimmed,
+}
+
+/// How a format codes a layer's segment (§7.2): its bytes' framing and its probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coding {
+    pub framing: Framing,
+    pub adaptation: Adaptation,
 }
 
 /// Writes bits into a byte string.
@@ -84,7 +141,7 @@ impl RangeEncoder {
     }
 
     pub fn encode(&mut self, model: &mut BitModel, bit: bool) {
-        let bound = (self.range >> PROB_BITS) * model.0 as u32;
+        let bound = model.bound(self.range);
         if bit {
             self.low += bound as u64;
             self.range -= bound;
@@ -181,7 +238,7 @@ impl<'a> RangeDecoder<'a> {
     }
 
     pub fn decode(&mut self, model: &mut BitModel) -> bool {
-        let bound = (self.range >> PROB_BITS) * model.0 as u32;
+        let bound = model.bound(self.range);
         let bit = self.code >= bound;
         if bit {
             self.code -= bound;
@@ -214,7 +271,7 @@ mod tests {
         let bits: Vec<bool> = (0..20_000)
             .map(|i| rng.uniform() < if i < 10_000 { 0.05 } else { 0.5 })
             .collect();
-        let mut models = [BitModel::default(); 2];
+        let mut models = [BitModel::new(Adaptation::Fixed); 2];
         let mut enc = RangeEncoder::new();
         for (i, &b) in bits.iter().enumerate() {
             enc.encode(&mut models[i / 10_000], b);
@@ -223,7 +280,7 @@ mod tests {
         // 10,000 bits at p = 0.05 carry 2,864 bits of information and 10,000 fair ones
         // 10,000: 1,608 bytes in all. Adaptation may cost a few per cent.
         assert!(bytes.len() < 1_660, "{} bytes", bytes.len());
-        let mut models = [BitModel::default(); 2];
+        let mut models = [BitModel::new(Adaptation::Fixed); 2];
         let mut dec = RangeDecoder::new(&bytes, Framing::Whole);
         for (i, &b) in bits.iter().enumerate() {
             assert_eq!(dec.decode(&mut models[i / 10_000]), b, "bit {i}");
@@ -234,7 +291,7 @@ mod tests {
     /// Codes `bits` (each with its model) in both framings.
     fn both_framings(bits: &[(usize, bool)]) -> [Vec<u8>; 2] {
         [Framing::Whole, Framing::Trimmed].map(|framing| {
-            let mut models = [BitModel::default(); 3];
+            let mut models = [BitModel::new(Adaptation::Fixed); 3];
             let mut enc = RangeEncoder::new();
             bits.iter()
                 .for_each(|&(m, b)| enc.encode(&mut models[m], b));
@@ -259,10 +316,51 @@ mod tests {
             );
             // The same coder output between the first byte and the flushed zeros.
             assert_eq!(whole[0], 0);
-            let mut models = [BitModel::default(); 3];
+            let mut models = [BitModel::new(Adaptation::Fixed); 3];
             let mut dec = RangeDecoder::new(&trimmed, Framing::Trimmed);
             for (i, &(m, b)) in bits.iter().enumerate() {
                 assert_eq!(dec.decode(&mut models[m]), b, "trial {trial}, bit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn counted_probabilities_learn_fast_then_settle_as_the_spec_says() {
+        let mut m = BitModel::new(Adaptation::Counted);
+        assert_eq!(m.p, 16384);
+        // r = 2 for the first 8 bits, 3 for the next 8, 4, then 5 from the 24th on.
+        let mut p = 16384u32;
+        for n in 0..40u32 {
+            m.update(false);
+            p += (32768 - p) >> (2 + n / 8).min(5);
+            assert_eq!(m.p as u32, p, "after {} bits", n + 1);
+        }
+        // A run of one bit value settles 31 units short of 2^15 (§7.4's bound), where
+        // format 5's probability stops at 2017/2048.
+        (0..2000).for_each(|_| m.update(false));
+        assert_eq!(m.p, 32768 - 31);
+        let mut fixed = BitModel::new(Adaptation::Fixed);
+        (0..2000).for_each(|_| fixed.update(false));
+        assert_eq!(fixed.p, 2017);
+        assert!(m.cost(false) < 0.0014 && fixed.cost(false) > 0.022);
+    }
+
+    #[test]
+    fn counted_probabilities_round_trip() {
+        let mut rng = Rng::new(5);
+        let bits: Vec<(usize, bool)> = (0..5_000)
+            .map(|i| (i % 3, rng.uniform() < [0.01, 0.3, 0.9][i % 3]))
+            .collect();
+        for framing in [Framing::Whole, Framing::Trimmed] {
+            let mut models = [BitModel::new(Adaptation::Counted); 3];
+            let mut enc = RangeEncoder::new();
+            bits.iter()
+                .for_each(|&(m, b)| enc.encode(&mut models[m], b));
+            let bytes = enc.finish(framing);
+            let mut models = [BitModel::new(Adaptation::Counted); 3];
+            let mut dec = RangeDecoder::new(&bytes, framing);
+            for (i, &(m, b)) in bits.iter().enumerate() {
+                assert_eq!(dec.decode(&mut models[m]), b, "bit {i}");
             }
         }
     }

@@ -1,4 +1,4 @@
-//! §7.1, §7.3 (formats 2 and 3): a layer's symbols and their contexts.
+//! §7.1, §7.3 (formats 2 to 6): a layer's symbols and their contexts.
 //!
 //! Every cell codes one symbol `s`, `0 ≤ s ≤ K`: a candidate index below `K`, or `K`
 //! itself, *keep*, which leaves the cell as it was. A symbol is a keep flag, coded with a
@@ -10,16 +10,22 @@ use crate::error::{Error, Result};
 
 use super::geometry::Tile;
 use super::header::LayerSpec;
-use super::range_coder::{BitModel, Framing, RangeDecoder, RangeEncoder};
+use super::range_coder::{Adaptation, BitModel, Coding, Framing, RangeDecoder, RangeEncoder};
 
 /// Keep contexts: 0–2 kept neighbours (left, above), times whether the previous layer kept
 /// the cell under this one's top-left pixel.
 const KEEP_CONTEXTS: usize = 6;
 
-/// More symbols than a segment byte can carry: a symbol costs at least
-/// `log2(2048 / 2017)` ≈ 0.022 bits (the most skewed an adaptive probability gets), so a
-/// byte holds at most ~364 (codec-spec.md §7.4).
-pub const MAX_SYMBOLS_PER_BYTE: u64 = 400;
+/// More symbols than a segment byte can carry (codec-spec.md §7.4): a symbol costs at
+/// least `log2(2^B / (2^B − 31))` bits (the most skewed an adaptive probability gets),
+/// ≈ 0.022 with [`Adaptation::Fixed`], so a byte holds at most ~364, and ≈ 0.00137 with
+/// [`Adaptation::Counted`], at most ~5,860.
+fn max_symbols_per_byte(adaptation: Adaptation) -> u64 {
+    match adaptation {
+        Adaptation::Fixed => 400,
+        Adaptation::Counted => 6_000,
+    }
+}
 
 /// The cells of one layer inside one tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,13 +107,14 @@ pub struct LayerModel {
 }
 
 impl LayerModel {
-    pub fn new(k: u32) -> Self {
+    pub fn new(k: u32, adaptation: Adaptation) -> Self {
         let depth = 32 - (k - 1).leading_zeros();
+        let fresh = BitModel::new(adaptation);
         LayerModel {
             k,
             depth,
-            keep: [BitModel::default(); KEEP_CONTEXTS],
-            tree: vec![BitModel::default(); 1 << depth],
+            keep: [fresh; KEEP_CONTEXTS],
+            tree: vec![fresh; 1 << depth],
         }
     }
 
@@ -232,9 +239,13 @@ pub fn scan_tile(
 
 /// The most symbols a segment of `len` bytes can hold (§7.4): a format-3 segment leaves
 /// out up to 5 of its coder's bytes.
-pub fn most_symbols(len: u64, framing: Framing) -> u64 {
-    let left_out = if framing == Framing::Trimmed { 5 } else { 0 };
-    MAX_SYMBOLS_PER_BYTE * (len + left_out)
+pub fn most_symbols(len: u64, coding: Coding) -> u64 {
+    let left_out = if coding.framing == Framing::Trimmed {
+        5
+    } else {
+        0
+    };
+    max_symbols_per_byte(coding.adaptation) * (len + left_out)
 }
 
 /// Codes one layer's symbols (§7.1 order) into its segment.
@@ -243,9 +254,9 @@ pub fn encode_layer(
     layer: &LayerSpec,
     prev: Option<(LayerSpec, &[u32])>,
     tiles: &[Tile],
-    framing: Framing,
+    coding: Coding,
 ) -> Vec<u8> {
-    let mut model = LayerModel::new(layer.k);
+    let mut model = LayerModel::new(layer.k, coding.adaptation);
     let mut enc = RangeEncoder::new();
     let mut coded = Vec::with_capacity(symbols.len());
     for (grid, prev_tile) in layer_tiles(tiles, layer, prev) {
@@ -262,7 +273,7 @@ pub fn encode_layer(
             },
         );
     }
-    enc.finish(framing)
+    enc.finish(coding.framing)
 }
 
 /// Reads one layer's symbols back from its segment.
@@ -272,13 +283,14 @@ pub fn decode_layer(
     prev: Option<(LayerSpec, &[u32])>,
     tiles: &[Tile],
     index: usize,
-    framing: Framing,
+    coding: Coding,
 ) -> Result<Vec<u32>> {
-    let mut model = LayerModel::new(layer.k);
+    let mut model = LayerModel::new(layer.k, coding.adaptation);
+    let framing = coding.framing;
     let mut dec = RangeDecoder::new(segment, framing);
     let grids = layer_tiles(tiles, layer, prev);
     let total: usize = grids.iter().map(|(g, _)| g.len()).sum();
-    let most = most_symbols(segment.len() as u64, framing);
+    let most = most_symbols(segment.len() as u64, coding);
     let mut symbols = Vec::with_capacity(total.min(most as usize));
     for (grid, prev_tile) in grids {
         scan_tile(grid, layer.k, prev_tile.as_ref(), &mut symbols, |_, ctx| {

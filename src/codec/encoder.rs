@@ -500,7 +500,10 @@ mod tests {
         let (model, source) = tiny_model_and_source(75, 41);
         let n = model.network.config().layer_count();
         let mut shorter = 0;
-        for lambda in [1.0, 10.0, 30.0, 100.0, 300.0, 1_000.0, 3_000.0, 1e5, 1e7] {
+        for lambda in [
+            1.0, 10.0, 30.0, 100.0, 300.0, 1_000.0, 1_500.0, 2_000.0, 3_000.0, 5_000.0, 1e4, 3e4,
+            1e5, 1e7,
+        ] {
             let probe = walk_at(job(&model, &source), n, lambda, Trim::RateDistortion).unwrap();
             let cut = probe.file().unwrap();
             let whole = walk_at(job(&model, &source), n, lambda, Trim::AllKept)
