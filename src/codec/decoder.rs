@@ -139,7 +139,16 @@ pub fn decode_bands(
         let mut rgb = RgbImage::new(header.width, bottom - top);
         let members: Vec<usize> = band.collect();
         tiles::for_each_batch(&tiles, &members, tiles_per_batch, |batch| {
-            replay_batch(&model.network, file, &offsets, &batch, n, &mut rgb, top)
+            let layers = layers_to_replay(file, &offsets, &batch, n);
+            replay_layers(
+                &model.network,
+                file,
+                &offsets,
+                &batch,
+                layers,
+                &mut rgb,
+                top,
+            )
         })?;
         let Some(filter) = filter.as_mut() else {
             sink(Band { y: top, rgb })?;
@@ -158,22 +167,8 @@ pub fn decode_bands(
     })
 }
 
-/// Replays one batch of tiles and pastes them into `band`, whose first row is image row
-/// `top`.
-fn replay_batch(
-    network: &Network,
-    file: &DdnFile,
-    offsets: &[Vec<usize>],
-    batch: &TileBatch,
-    n: usize,
-    band: &mut RgbImage,
-    top: u32,
-) -> Result<()> {
-    let n = layers_to_replay(file, offsets, batch, n);
-    replay_layers(network, file, offsets, batch, n, band, top)
-}
-
-/// [`replay_batch`] of exactly `n` layers.
+/// Replays the first `n` layers of one batch of tiles and pastes them into `band`, whose
+/// first row is image row `top`.
 fn replay_layers(
     network: &Network,
     file: &DdnFile,
@@ -284,21 +279,10 @@ mod tests {
             let mut band = RgbImage::new(40, 24);
             let mut replayed = Vec::new();
             tiles::for_each_batch(&tiles, &members, tiles_per_batch, |batch| {
-                replayed.push(layers_to_replay(file, &offsets, &batch, file.layers.len()));
-                match n {
-                    Some(n) => {
-                        replay_layers(&model.network, file, &offsets, &batch, n, &mut band, 0)
-                    }
-                    None => replay_batch(
-                        &model.network,
-                        file,
-                        &offsets,
-                        &batch,
-                        file.layers.len(),
-                        &mut band,
-                        0,
-                    ),
-                }
+                let layers = layers_to_replay(file, &offsets, &batch, file.layers.len());
+                replayed.push(layers);
+                let n = n.unwrap_or(layers);
+                replay_layers(&model.network, file, &offsets, &batch, n, &mut band, 0)
             })
             .unwrap();
             (band, replayed)

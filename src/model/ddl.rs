@@ -524,52 +524,25 @@ fn chosen_residuals_by_width(
     n: usize,
     node_weights: (&[u32], &[f32], usize),
 ) {
-    let p = dst.len() / stride;
-    match p {
-        3 => residuals_of::<3>(dst, stride, feat, n, node_weights),
-        12 => residuals_of::<12>(dst, stride, feat, n, node_weights),
-        _ => residuals_of_any(dst, stride, p, feat, n, node_weights),
+    match dst.len() / stride {
+        3 => residuals_into(&mut [0.0; 3], dst, stride, feat, n, node_weights),
+        12 => residuals_into(&mut [0.0; 12], dst, stride, feat, n, node_weights),
+        p => residuals_into(&mut vec![0.0; p], dst, stride, feat, n, node_weights),
     }
 }
 
+/// [`chosen_residuals`] with `sums`, one pixel's `P` sums, for scratch: an array of a
+/// known length stays in registers once this is inlined.
 #[inline(always)]
-fn residuals_of<const P: usize>(
+fn residuals_into(
+    sums: &mut [f32],
     dst: &mut [f32],
     stride: usize,
     (feat, c, plane): (&[f32], usize, usize),
     n: usize,
     (nodes, weights, k): (&[u32], &[f32], usize),
 ) {
-    for px in 0..n {
-        let node = nodes[px] as usize;
-        let mut sums = [-0f32; P];
-        if node < k {
-            let w = &weights[node * c * P..][..c * P];
-            for (j, w) in w.chunks_exact(P).enumerate() {
-                let x = feat[j * plane + px];
-                if j == 0 {
-                    sums.iter_mut().zip(w).for_each(|(s, w)| *s = w * x);
-                } else {
-                    sums.iter_mut().zip(w).for_each(|(s, w)| *s += w * x);
-                }
-            }
-        }
-        for (ch, s) in sums.into_iter().enumerate() {
-            dst[ch * stride + px] = s;
-        }
-    }
-}
-
-/// [`residuals_of`] for any number of channels per node.
-fn residuals_of_any(
-    dst: &mut [f32],
-    stride: usize,
-    p: usize,
-    (feat, c, plane): (&[f32], usize, usize),
-    n: usize,
-    (nodes, weights, k): (&[u32], &[f32], usize),
-) {
-    let mut sums = vec![-0f32; p];
+    let p = sums.len();
     for px in 0..n {
         let node = nodes[px] as usize;
         sums.fill(-0.0);
