@@ -197,7 +197,11 @@ impl Candidates {
                     let mut squares = vec![0f32; wf];
                     for (node, acc) in acc.chunks_mut(band_cells).enumerate() {
                         let res = &res[node * err.len()..][..err.len()];
-                        accumulate_cell_errors(acc, res, &err, &mut squares, s, band.feature_rows);
+                        let rows = band.feature_rows;
+                        super::simd::widest(
+                            #[inline(always)]
+                            || accumulate_cell_errors(acc, res, &err, &mut squares, s, rows),
+                        );
                     }
                     acc
                 })
@@ -250,22 +254,10 @@ fn band_error(err: &[f32], s: LayerShape, band: Band) -> Vec<f32> {
 /// is scratch of one feature row. Each cell adds its terms in the order of the planes, rows
 /// and columns, as it always has: the encoder's choices, and so its files, depend on these
 /// sums bit for bit.
-fn accumulate_cell_errors(
-    acc: &mut [f32],
-    res: &[f32],
-    err: &[f32],
-    squares: &mut [f32],
-    s: LayerShape,
-    rows: usize,
-) {
-    super::simd::widest(
-        #[inline(always)]
-        || accumulate_cell_errors_in_order(acc, res, err, squares, s, rows),
-    )
-}
-
+///
+/// Inlined, so that a caller in [`super::simd::widest`] gets it compiled for AVX-512.
 #[inline(always)]
-fn accumulate_cell_errors_in_order(
+fn accumulate_cell_errors(
     acc: &mut [f32],
     res: &[f32],
     err: &[f32],
