@@ -300,22 +300,35 @@ fn assert_filters_to(filter: &FilterParams, filtered: [[[u8; 3]; 3]; 2]) {
     );
 }
 
+/// Checks that §11.1's file in format `version`, with `filter` added, is `expected`, and
+/// that taking the filter out again gives the unfiltered file back.
+fn assert_writes_with_filter(version: u8, filter: &FilterParams, expected: &[u8]) {
+    let plain = unfiltered_example(version);
+    let bytes = with_filter(&plain, Some(filter)).unwrap();
+    assert_eq!(bytes, expected);
+    assert_eq!(with_filter(&bytes, None).unwrap(), plain);
+}
+
+/// Reads `bytes`, checking that they hold §11.1's symbols in format `version` with
+/// `filter`.
+fn read_example(bytes: &[u8], version: u8, filter: FilterParams) -> ddn::bitstream::DdnFile {
+    let file = read_file(bytes).unwrap();
+    assert_eq!(file.header.version, version);
+    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
+    assert_eq!(file.filter, Some(filter));
+    file
+}
+
 #[test]
 fn format4_writer_produces_the_spec_bytes() {
-    let plain = unfiltered_example(4);
-    assert_eq!(plain.len(), 43, "§11.1's file and F = 0");
-    let bytes = with_filter(&plain, Some(&example_filter())).unwrap();
-    assert_eq!(bytes, EXAMPLE4);
-    assert_eq!(with_filter(&bytes, None).unwrap(), plain);
+    assert_eq!(unfiltered_example(4).len(), 43, "§11.1's file and F = 0");
+    assert_writes_with_filter(4, &example_filter(), &EXAMPLE4);
 }
 
 #[test]
 fn format4_reader_parses_the_spec_bytes() {
-    let file = read_file(&EXAMPLE4).unwrap();
-    assert_eq!(file.header.version, 4);
+    let file = read_example(&EXAMPLE4, 4, example_filter());
     assert_eq!(file.header.filter_len, 38);
-    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
-    assert_eq!(file.filter, Some(example_filter()));
     // Without its filter section and trailer both layers are there, but not the filter.
     let cut = read_file(&EXAMPLE4[..39]).unwrap();
     assert_eq!(cut.layers.len(), 2);
@@ -333,19 +346,13 @@ fn format4_filter_gives_the_spec_pixels() {
 
 #[test]
 fn format5_writer_produces_the_spec_bytes() {
-    let plain = unfiltered_example(5);
-    let bytes = with_filter(&plain, Some(&example5_filter())).unwrap();
-    assert_eq!(bytes, EXAMPLE5);
-    assert_eq!(with_filter(&bytes, None).unwrap(), plain);
+    assert_writes_with_filter(5, &example5_filter(), &EXAMPLE5);
 }
 
 #[test]
 fn format5_reader_parses_the_spec_bytes() {
-    let file = read_file(&EXAMPLE5).unwrap();
-    assert_eq!(file.header.version, 5);
+    let file = read_example(&EXAMPLE5, 5, example5_filter());
     assert_eq!(file.header.filter_len, 46);
-    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
-    assert_eq!(file.filter, Some(example5_filter()));
 }
 
 #[test]
@@ -359,20 +366,15 @@ fn format5_filter_gives_the_spec_pixels() {
 
 #[test]
 fn format6_writer_produces_the_spec_bytes() {
-    let plain = unfiltered_example(6);
-    let bytes = with_filter(&plain, Some(&example5_filter())).unwrap();
-    assert_eq!(bytes, example6());
+    assert_writes_with_filter(6, &example5_filter(), &example6());
     // The same symbols in format 5 code layer 0 as 0x51.
     assert_eq!(unfiltered_example(5)[0x25], 0x51);
 }
 
 #[test]
 fn format6_reader_parses_the_spec_bytes() {
-    let file = read_file(&example6()).unwrap();
-    assert_eq!(file.header.version, 6);
+    let file = read_example(&example6(), 6, example5_filter());
     assert_eq!(file.header.segments, vec![1, 1]);
-    assert_eq!(file.layers, vec![vec![2, 3], vec![3, 4]]);
-    assert_eq!(file.filter, Some(example5_filter()));
 }
 
 #[test]
