@@ -97,6 +97,7 @@ fn range_coder(c: &mut Criterion) {
     let coding = Coding {
         framing: Framing::Trimmed,
         adaptation: Adaptation::Counted,
+        layer_modes: true,
     };
     c.bench_function("range_code_layer_6144_cells", |b| {
         b.iter(|| encode_layer(&symbols, &spec, None, &tiles, coding))

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::bitstream::symbols::layer_mode;
 use crate::bitstream::{layer_bits, read_file, FORMAT_V1};
 use crate::error::Result;
 
@@ -15,8 +16,11 @@ pub struct LayerInfo {
     pub cells: u64,
     pub bits: u64,
     pub present: bool,
-    /// Cells that kept the previous image (formats 2 and 3, layers present).
+    /// Cells that kept the previous image (formats 2 to 7, layers present).
     pub kept: Option<u64>,
+    /// Format 7, layers present: whether the layer's mode turns its neighbour flags on
+    /// (codec-spec.md §7.3).
+    pub neighbour_flags: Option<bool>,
 }
 
 /// Everything `ddn info` reports.
@@ -39,7 +43,7 @@ pub struct FileInfo {
     pub file_bytes: usize,
     pub bpp: f64,
     pub layers: Vec<LayerInfo>,
-    /// The output filter of formats 4 and 5 (codec-spec.md §7.5), if the file has one.
+    /// The output filter of formats 4 to 7 (codec-spec.md §7.5), if the file has one.
     pub filter: Option<FilterInfo>,
 }
 
@@ -62,6 +66,17 @@ pub fn describe(bytes: &[u8]) -> Result<FileInfo> {
     let h = &file.header;
     let bits = layer_bits(h);
     let present = file.layers.len();
+    let mut segment_start = h.encoded_len();
+    let modes: Vec<Option<bool>> = h
+        .segments
+        .iter()
+        .take(present)
+        .map(|&len| {
+            let segment = &bytes[segment_start..segment_start + len as usize];
+            segment_start += len as usize;
+            layer_mode(segment, h.coding())
+        })
+        .collect();
     let layers = h
         .layers
         .iter()
@@ -81,6 +96,7 @@ pub fn describe(bytes: &[u8]) -> Result<FileInfo> {
                 .get(l)
                 .filter(|_| h.version != FORMAT_V1)
                 .map(|symbols| symbols.iter().filter(|&&s| s == spec.k).count() as u64),
+            neighbour_flags: modes.get(l).copied().flatten(),
         })
         .collect();
     Ok(FileInfo {

@@ -38,8 +38,11 @@ fn compress_decompress_info_round_trip() {
     assert_eq!(v["width"], 37);
     assert_eq!(v["height"], 29);
     assert_eq!(v["layers_coded"], 4);
-    assert_eq!(v["format_version"], 6);
-    assert_eq!(v["layers"].as_array().unwrap().len(), 4);
+    assert_eq!(v["format_version"], 7);
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4);
+    // Every layer of a format-7 file says whether its neighbour flags are on.
+    assert!(layers.iter().all(|l| l["neighbour_flags"].is_boolean()));
     let text = sb.ddn(&["info", "img.ddn"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("model id"));
 }

@@ -5,6 +5,7 @@ use ddn::bitstream::{
     read_file, with_filter, write_file, FilterParams, Header, LayerSpec, ModelId, Truncation,
 };
 use ddn::codec::filter::filter_image;
+use ddn::Error;
 
 /// §11.4, format 4: §11.1's file with a filter section (derived from the spec by a
 /// separate program).
@@ -387,4 +388,93 @@ fn format4_cannot_hold_direction_classes() {
 fn a_filter_cannot_be_added_to_a_file_cut_inside_its_payload() {
     // §11.4's file cut one byte into its second segment: refused, not read past its end.
     assert!(with_filter(&EXAMPLE4[..38], Some(&example_filter())).is_err());
+}
+
+/// §11.7, format 7: an 8 × 2 image whose layer 0 takes the neighbour flags (mode 1) and
+/// whose layer 1 does not (derived from the spec by a separate program).
+const EXAMPLE7: [u8; 48] = [
+    0x89, 0x44, 0x44, 0x4E, 0x07, 0x00, // magic, version 7, flags
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, // model id
+    0x08, 0x00, 0x02, 0x00, 0x08, 0x00, 0x02, 0x02, // width 8, height 2, tile 8, n, r
+    0x01, 0x04, 0x00, 0x00, 0x01, 0x03, 0x00, 0x01, // runs
+    0x05, 0x02, 0x00, // S_0 = 5, S_1 = 2, F = 0
+    0x71, 0x7A, 0x30, 0x57, // header CRC
+    0x97, 0x34, 0xA3, 0xD5, 0xAA, // layer 0's segment, mode 1
+    0x0A, 0x49, // layer 1's segment, mode 0
+    0x00, 0xD9, 0x0E, 0xD9, // trailer CRC
+];
+
+/// §11.7's symbols: layer 0's 8 × 2 cells in raster order, then layer 1's 4 × 1.
+fn example7_symbols() -> Vec<Vec<u32>> {
+    vec![
+        vec![1, 1, 1, 2, 2, 4, 0, 0, 1, 1, 3, 2, 2, 4, 0, 3],
+        vec![0, 3, 0, 1],
+    ]
+}
+
+/// §11.7's header with segments of `segments` bytes.
+fn example7_header(segments: Vec<u32>) -> Header {
+    Header {
+        version: 7,
+        width: 8,
+        height: 2,
+        tile: 8,
+        layers: vec![
+            LayerSpec {
+                k: 4,
+                scale_log2: 0,
+                cell_log2: 0,
+            },
+            LayerSpec {
+                k: 3,
+                scale_log2: 1,
+                cell_log2: 0,
+            },
+        ],
+        segments,
+        ..example_header_of(7)
+    }
+}
+
+/// A complete file of §11.7's header and the given segments, checksums included.
+fn example7_with_segments(segments: &[&[u8]]) -> Vec<u8> {
+    let lengths = segments.iter().map(|s| s.len() as u32).collect();
+    let mut bytes = example7_header(lengths).to_bytes().unwrap();
+    segments.iter().for_each(|s| bytes.extend_from_slice(s));
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn format7_writer_produces_the_spec_bytes() {
+    let bytes = write_file(&example7_header(vec![]), &example7_symbols()).unwrap();
+    assert_eq!(bytes, EXAMPLE7);
+    assert_eq!(
+        example7_with_segments(&[&EXAMPLE7[0x25..0x2A], &[0x0A, 0x49]]),
+        EXAMPLE7
+    );
+}
+
+#[test]
+fn format7_reader_recovers_the_spec_symbols() {
+    let file = read_file(&EXAMPLE7).unwrap();
+    assert_eq!(file.header.version, 7);
+    assert_eq!(file.layers, example7_symbols());
+    assert_eq!(file.filter, None);
+}
+
+#[test]
+fn format7_segments_in_the_mode_the_writer_would_not_take_are_refused() {
+    let mode1 = &EXAMPLE7[0x25..0x2A];
+    // Layer 0 in mode 0 (6 bytes, one more than mode 1), and layer 1 in mode 1 (as long
+    // as mode 0, which a tie takes): each decodes to §11.7's symbols but is not canonical.
+    let layer0_mode0 = [0x13, 0xE4, 0xF7, 0xC2, 0x0F, 0x59];
+    for segments in [[&layer0_mode0[..], &[0x0A, 0x49]], [mode1, &[0x8A, 0x25]]] {
+        let bytes = example7_with_segments(&segments);
+        assert!(
+            matches!(read_file(&bytes), Err(Error::InvalidIndexGroup { .. })),
+            "{segments:02X?}"
+        );
+    }
 }

@@ -22,15 +22,15 @@ pub struct Truncation {
 pub struct DdnFile {
     pub header: Header,
     /// `layers[l]` is layer `l`'s symbol sequence in §7.1 order: candidate indices below
-    /// `K`, and in formats 2 and 3 also `K`, keep.
+    /// `K`, and in formats 2 to 7 also `K`, keep.
     pub layers: Vec<Vec<u32>>,
     pub truncation: Option<Truncation>,
-    /// The output filter of formats 4 and 5 (§7.5), when the file has one and is complete.
+    /// The output filter of formats 4 to 7 (§7.5), when the file has one and is complete.
     pub filter: Option<FilterParams>,
 }
 
 /// The payload bits of every coded layer: format 1's `bits_l`, the segment
-/// lengths of formats 2 and 3 times 8.
+/// lengths of the later formats times 8.
 pub fn layer_bits(header: &Header) -> Vec<u64> {
     if header.version != FORMAT_V1 {
         return header.segments.iter().map(|&b| 8 * b as u64).collect();
@@ -44,7 +44,7 @@ pub fn layer_bits(header: &Header) -> Vec<u64> {
 }
 
 /// Writes a complete file (§10) in the header's format. `layers` must hold one symbol
-/// sequence per coded layer; formats 2 and 3 fill in the header's segment lengths.
+/// sequence per coded layer; formats 2 to 7 fill in the header's segment lengths.
 pub fn write_file(header: &Header, layers: &[Vec<u32>]) -> Result<Vec<u8>> {
     check_layers(header, layers)?;
     let payload = if header.version == FORMAT_V1 {
@@ -97,7 +97,7 @@ pub fn with_filter(bytes: &[u8], filter: Option<&FilterParams>) -> Result<Vec<u8
     Ok(out)
 }
 
-/// §7.4 (formats 2 and 3): one range-coded segment per layer.
+/// §7.4 (formats 2 to 7): one range-coded segment per layer.
 fn encode_segments(header: &Header, layers: &[Vec<u32>]) -> Vec<Vec<u8>> {
     let tiles = header.tiles();
     (0..layers.len())
@@ -196,7 +196,7 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
     })
 }
 
-/// §7.4 (formats 2 and 3): the symbols of the first `complete` layers.
+/// §7.4 (formats 2 to 7): the symbols of the first `complete` layers.
 fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<Vec<Vec<u32>>> {
     // Before anything is allocated per tile or per cell: no segment can hold more symbols
     // than its bytes allow (§7.4).

@@ -1,4 +1,4 @@
-//! §7.5 of codec-spec.md (formats 4 and 5): the filter section's bytes. What the filter does to
+//! §7.5 of codec-spec.md (formats 4 to 7): the filter section's bytes. What the filter does to
 //! pixels is `crate::codec::filter`'s.
 
 use crate::error::{Error, Result};

@@ -8,7 +8,11 @@ pub use crate::schedule::{granule, LayerSpec, ModelId, MAX_LAYERS};
 
 /// §2.2: `0x89 'D' 'D' 'N'`.
 pub const MAGIC: [u8; 4] = [0x89, b'D', b'D', b'N'];
-/// Format 6 (§2–§7): format 5 with finer, faster-learning probabilities (§7.2).
+/// Format 7 (§2–§7): format 6 with a mode bit per layer that may turn on flags naming a
+/// neighbour's index (§7.3).
+pub const FORMAT_V7: u8 = 7;
+/// Format 6: format 5 with finer, faster-learning probabilities (§7.2). Still read and
+/// written.
 pub const FORMAT_V6: u8 = 6;
 /// Format 5: format 4 with direction classes in the output filter (§7.5). Still read and
 /// written.
@@ -19,7 +23,7 @@ pub const FORMAT_V4: u8 = 4;
 /// Format 3: runs, varints, trimmed segments; no filter. Still read and written.
 pub const FORMAT_V3: u8 = 3;
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = FORMAT_V6;
+pub const FORMAT_VERSION: u8 = FORMAT_V7;
 /// Format 2 (Annex B): the same symbols and coder, a longer header and whole segments.
 /// Still read and written.
 pub const FORMAT_V2: u8 = 2;
@@ -98,6 +102,7 @@ impl Header {
             } else {
                 Adaptation::Fixed
             },
+            layer_modes: self.version >= FORMAT_V7,
         }
     }
 

@@ -2,8 +2,8 @@
 //! - [`header`]: §2–§4, fields, ranges, model identity, the layer schedule;
 //! - [`geometry`]: §5, tiles and cells;
 //! - [`packer`]: Annex A (format 1), mixed-radix packing of indices;
-//! - [`range_coder`], [`symbols`]: §7 (formats 2 and 3), keep flags and indices, range coded;
-//! - [`filter`]: §7.5 (formats 4 and 5), the output filter's section;
+//! - [`range_coder`], [`symbols`]: §7 (formats 2 to 7), keep flags and indices, range coded;
+//! - [`filter`]: §7.5 (formats 4 to 7), the output filter's section;
 //! - [`container`]: §1, §8, §9, whole files, checksums, truncation.
 
 pub mod container;
@@ -19,5 +19,5 @@ pub use filter::FilterParams;
 pub use geometry::Tile;
 pub use header::{
     validate_image_size, Header, LayerSpec, ModelId, FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4,
-    FORMAT_V5, FORMAT_V6, FORMAT_VERSION, MAGIC,
+    FORMAT_V5, FORMAT_V6, FORMAT_V7, FORMAT_VERSION, MAGIC,
 };

@@ -1,10 +1,10 @@
-//! §7.2 (formats 2 to 6): the binary adaptive range coder that carries each layer's symbols.
+//! §7.2 (formats 2 to 7): the binary adaptive range coder that carries each layer's symbols.
 //!
 //! All arithmetic is on integers, so an encoder and a decoder on any machine agree bit for
 //! bit; only the network's pixels are floating point.
 
 /// How a probability adapts (§7.2): in units of `2^-11` at a fixed rate (formats 2 to
-/// 5), or in units of `2^-15`, fast for its first bits and then at that rate (format 6).
+/// 5), or in units of `2^-15`, fast for its first bits and then at that rate (formats 6 and 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adaptation {
     Fixed,
@@ -111,6 +111,9 @@ pub enum Framing {
 pub struct Coding {
     pub framing: Framing,
     pub adaptation: Adaptation,
+    /// Format 7 (§7.3): each segment starts with a mode bit that turns the layer's
+    /// neighbour flags on.
+    pub layer_modes: bool,
 }
 
 /// Writes bits into a byte string.

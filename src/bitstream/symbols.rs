@@ -1,20 +1,27 @@
-//! §7.1, §7.3 (formats 2 to 6): a layer's symbols and their contexts.
+//! §7.1, §7.3 (formats 2 to 7): a layer's symbols and their contexts.
 //!
 //! Every cell codes one symbol `s`, `0 ≤ s ≤ K`: a candidate index below `K`, or `K`
 //! itself, *keep*, which leaves the cell as it was. A symbol is a keep flag, coded with a
 //! probability chosen by whether the left, upper and co-located previous-layer cells were
 //! kept, then, when not kept, the index's `bitlen(K−1)` bits, MSB first, each with the
-//! probability of its node in a binary tree.
+//! probability of its node in a binary tree. In format 7 a layer whose mode bit says so
+//! first asks, with a flag each, whether the index is the left or the upper neighbour's.
 
 use crate::error::{Error, Result};
 
 use super::geometry::Tile;
 use super::header::LayerSpec;
 use super::range_coder::{Adaptation, BitModel, Coding, Framing, RangeDecoder, RangeEncoder};
+use crate::schedule::MAX_K;
 
 /// Keep contexts: 0–2 kept neighbours (left, above), times whether the previous layer kept
 /// the cell under this one's top-left pixel.
 const KEEP_CONTEXTS: usize = 6;
+/// Format 7, neighbour mode: the probabilities of the flags "the index is the left
+/// neighbour's" (4, by whether the cell above and the cell two to the left took it too)
+/// and "the index is the upper neighbour's" (4, by whether the cells above-right and
+/// above-left took it too).
+const SAME_CONTEXTS: usize = 8;
 
 /// More symbols than a segment byte can carry (codec-spec.md §7.4): a symbol costs at
 /// least `log2(2^B / (2^B − 31))` bits (the most skewed an adaptive probability gets),
@@ -71,29 +78,50 @@ impl PrevLayer<'_> {
     }
 }
 
-/// The keep context of cell (`x`, `y`); `current` holds this tile's symbols of this layer in
+/// What the coding of one cell's symbol looks at (§7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellContext {
+    /// The keep flag's context, `0..6`.
+    pub keep: usize,
+    /// Format 7, neighbour mode: the candidates of the left and the upper neighbour whose
+    /// equality with the cell's index is flagged before the index, in that order, each
+    /// with its flag's context.
+    pub same: [Option<(u32, usize)>; 2],
+}
+
+/// The context of cell (`x`, `y`); `current` holds this tile's symbols of this layer in
 /// raster order, at least up to the cell before this one.
-pub fn keep_context(
+pub fn cell_context(
     current: &[u32],
     keep: u32,
     grid: CellGrid,
     prev: Option<&PrevLayer>,
     x: usize,
     y: usize,
-) -> usize {
-    let kept = |i: usize| (current[i] == keep) as usize;
-    let left = if x > 0 {
-        kept(y * grid.cols + x - 1)
-    } else {
-        0
+) -> CellContext {
+    // The symbol of the cell `dx` columns right and `dy` rows down of this one, if it is
+    // inside the tile and already coded.
+    let at = |dx: isize, dy: isize| -> Option<u32> {
+        let (cx, cy) = (x as isize + dx, y as isize + dy);
+        let inside = cx >= 0 && cy >= 0 && (cx as usize) < grid.cols;
+        inside.then(|| current[cy as usize * grid.cols + cx as usize])
     };
-    let above = if y > 0 {
-        kept((y - 1) * grid.cols + x)
-    } else {
-        0
-    };
+    let kept = |s: Option<u32>| (s == Some(keep)) as usize;
+    let (left, above) = (at(-1, 0), at(0, -1));
     let under = prev.is_some_and(|p| p.kept_at(x * grid.side, y * grid.side)) as usize;
-    left + above + 3 * under
+    let coded = |s: Option<u32>| s.filter(|&s| s != keep);
+    let same_left = coded(left).map(|l| {
+        let twice = |s: Option<u32>| (s == Some(l)) as usize;
+        (l, twice(above) + 2 * twice(at(-2, 0)))
+    });
+    let same_above = coded(above).filter(|&a| Some(a) != coded(left)).map(|a| {
+        let twice = |s: Option<u32>| (s == Some(a)) as usize;
+        (a, 4 + twice(at(1, -1)) + 2 * twice(at(-1, -1)))
+    });
+    CellContext {
+        keep: kept(left) + kept(above) + 3 * under,
+        same: [same_left, same_above],
+    }
 }
 
 /// The adaptive probabilities of one layer's symbols.
@@ -101,20 +129,49 @@ pub fn keep_context(
 pub struct LayerModel {
     k: u32,
     depth: u32,
-    keep: [BitModel; KEEP_CONTEXTS],
-    /// Node `1` is the root; node `n`'s children are `2n` and `2n + 1`.
-    tree: Vec<BitModel>,
+    /// Format 7's neighbour mode: an index may be coded as a flag naming a neighbour's.
+    neighbours: bool,
+    /// `keep[0..6]`, then `same[0..8]`, then the index tree's nodes `1..2^depth` (node
+    /// `n`'s children are `2n` and `2n + 1`; slot 0 of the tree is unused).
+    probs: Vec<BitModel>,
+}
+
+/// Where the neighbour flags' and the tree's probabilities start in `LayerModel::probs`.
+const SAME_SLOTS: usize = KEEP_CONTEXTS;
+const TREE_SLOTS: usize = SAME_SLOTS + SAME_CONTEXTS;
+/// The most bits one symbol takes: a keep flag, two neighbour flags and an index of
+/// `bitlen(MAX_K − 1)` bits.
+const MOST_BITS: usize = 3 + (32 - (MAX_K - 1).leading_zeros()) as usize;
+
+/// One symbol's bits, each with the slot of its probability, without allocating (the
+/// encoder's choices adapt a model once per cell).
+#[derive(Default)]
+struct SymbolBits {
+    bits: [(usize, bool); MOST_BITS],
+    len: usize,
+}
+
+impl SymbolBits {
+    fn push(&mut self, slot: usize, bit: bool) {
+        self.bits[self.len] = (slot, bit);
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[(usize, bool)] {
+        &self.bits[..self.len]
+    }
 }
 
 impl LayerModel {
-    pub fn new(k: u32, adaptation: Adaptation) -> Self {
+    /// Fresh probabilities for a layer of `k` candidates, with or without format 7's
+    /// neighbour flags.
+    pub fn new(k: u32, adaptation: Adaptation, neighbours: bool) -> Self {
         let depth = 32 - (k - 1).leading_zeros();
-        let fresh = BitModel::new(adaptation);
         LayerModel {
             k,
             depth,
-            keep: [fresh; KEEP_CONTEXTS],
-            tree: vec![fresh; 1 << depth],
+            neighbours,
+            probs: vec![BitModel::new(adaptation); TREE_SLOTS + (1 << depth)],
         }
     }
 
@@ -123,56 +180,72 @@ impl LayerModel {
         self.k
     }
 
-    /// Every bit of `symbol` with the index of its probability: `keep[ctx]` is slot `ctx`,
-    /// tree node `n` is slot `KEEP_CONTEXTS + n` (of a model of `k` indices, `depth` bits).
-    fn bits(k: u32, depth: u32, ctx: usize, symbol: u32) -> impl Iterator<Item = (usize, bool)> {
-        let keep = symbol == k;
-        let depth = if keep { 0 } else { depth };
-        let flag = std::iter::once((ctx, keep));
-        let index = (0..depth).map(move |d| {
-            let node = (1 << d) | (symbol >> (depth - d)) as usize;
-            (KEEP_CONTEXTS + node, (symbol >> (depth - 1 - d)) & 1 == 1)
-        });
-        flag.chain(index)
+    /// The neighbour flags this model codes for a cell in context `ctx`.
+    fn same<'a>(&self, ctx: &'a CellContext) -> impl Iterator<Item = &'a (u32, usize)> {
+        let flags = if self.neighbours { &ctx.same[..] } else { &[] };
+        flags.iter().flatten()
     }
 
-    fn slot(&mut self, slot: usize) -> &mut BitModel {
-        if slot < KEEP_CONTEXTS {
-            &mut self.keep[slot]
-        } else {
-            &mut self.tree[slot - KEEP_CONTEXTS]
+    /// Every bit of `symbol` with the slot of its probability in `probs`: the keep flag,
+    /// then (for an index) the neighbour flags up to the first that names it, then, if
+    /// none does, the index's `depth` bits down the tree.
+    fn bits(&self, ctx: &CellContext, symbol: u32) -> SymbolBits {
+        let mut bits = SymbolBits::default();
+        let keep = symbol == self.k;
+        bits.push(ctx.keep, keep);
+        if keep {
+            return bits;
         }
+        for &(candidate, flag) in self.same(ctx) {
+            bits.push(SAME_SLOTS + flag, symbol == candidate);
+            if symbol == candidate {
+                return bits;
+            }
+        }
+        let depth = self.depth;
+        for d in 0..depth {
+            let node = (1 << d) | (symbol >> (depth - d)) as usize;
+            bits.push(TREE_SLOTS + node, (symbol >> (depth - 1 - d)) & 1 == 1);
+        }
+        bits
     }
 
-    pub fn encode(&mut self, enc: &mut RangeEncoder, ctx: usize, symbol: u32) {
-        for (slot, bit) in Self::bits(self.k, self.depth, ctx, symbol) {
-            enc.encode(self.slot(slot), bit);
+    pub fn encode(&mut self, enc: &mut RangeEncoder, ctx: &CellContext, symbol: u32) {
+        for &(slot, bit) in self.bits(ctx, symbol).as_slice() {
+            enc.encode(&mut self.probs[slot], bit);
         }
     }
 
     /// Adapts exactly as coding `symbol` would, without writing it.
-    pub fn update(&mut self, ctx: usize, symbol: u32) {
-        for (slot, bit) in Self::bits(self.k, self.depth, ctx, symbol) {
-            self.slot(slot).update(bit);
+    pub fn update(&mut self, ctx: &CellContext, symbol: u32) {
+        for &(slot, bit) in self.bits(ctx, symbol).as_slice() {
+            self.probs[slot].update(bit);
         }
     }
 
     /// `None` for an index that is not below `K` (an invalid stream).
-    pub fn decode(&mut self, dec: &mut RangeDecoder, ctx: usize) -> Option<u32> {
-        if dec.decode(&mut self.keep[ctx]) {
+    pub fn decode(&mut self, dec: &mut RangeDecoder, ctx: &CellContext) -> Option<u32> {
+        if dec.decode(&mut self.probs[ctx.keep]) {
             return Some(self.k);
+        }
+        if self.neighbours {
+            for &(candidate, flag) in ctx.same.iter().flatten() {
+                if dec.decode(&mut self.probs[SAME_SLOTS + flag]) {
+                    return Some(candidate);
+                }
+            }
         }
         let mut node = 1usize;
         for _ in 0..self.depth {
-            node = 2 * node + dec.decode(&mut self.tree[node]) as usize;
+            node = 2 * node + dec.decode(&mut self.probs[TREE_SLOTS + node]) as usize;
         }
         let index = (node - (1 << self.depth)) as u32;
         (index < self.k).then_some(index)
     }
 
     /// What keep costs now in context `ctx`, in bits.
-    pub fn keep_cost(&self, ctx: usize) -> f32 {
-        self.keep[ctx].cost(true)
+    pub fn keep_cost(&self, ctx: &CellContext) -> f32 {
+        self.probs[ctx.keep].cost(true)
     }
 
     /// What each index `0..K` costs now in context `ctx`, in bits, using `path` for
@@ -180,11 +253,22 @@ impl LayerModel {
     ///
     /// Node `n` of the tree (root 1, children `2n` and `2n + 1`) costs what its path does:
     /// its parent's cost plus its own bit's, added in that order from the keep flag down.
-    pub fn index_costs<'a>(&self, ctx: usize, path: &'a mut Vec<f32>) -> &'a [f32] {
+    pub fn index_costs<'a>(&self, ctx: &CellContext, path: &'a mut Vec<f32>) -> &'a [f32] {
         path.resize(2 << self.depth, 0.0);
-        path[1] = self.keep[ctx].cost(false);
+        let mut before = self.probs[ctx.keep].cost(false);
+        path[1] = before;
+        for &(_, flag) in self.same(ctx) {
+            path[1] += self.probs[SAME_SLOTS + flag].cost(false);
+        }
+        let tree = &self.probs[TREE_SLOTS..];
         for node in 2..2usize << self.depth {
-            path[node] = path[node / 2] + self.tree[node / 2].cost(node % 2 == 1);
+            path[node] = path[node / 2] + tree[node / 2].cost(node % 2 == 1);
+        }
+        // An index a neighbour flag names costs the flags up to and including that one.
+        for &(candidate, flag) in self.same(ctx) {
+            let same = &self.probs[SAME_SLOTS + flag];
+            path[(1 << self.depth) + candidate as usize] = before + same.cost(true);
+            before += same.cost(false);
         }
         &path[1 << self.depth..][..self.k as usize]
     }
@@ -225,13 +309,13 @@ pub fn scan_tile(
     keep: u32,
     prev: Option<&PrevLayer>,
     symbols: &mut Vec<u32>,
-    mut code: impl FnMut(usize, usize) -> Option<u32>,
+    mut code: impl FnMut(usize, &CellContext) -> Option<u32>,
 ) -> Option<()> {
     let start = symbols.len();
     for y in 0..grid.rows {
         for x in 0..grid.cols {
-            let ctx = keep_context(&symbols[start..], keep, grid, prev, x, y);
-            symbols.push(code(y * grid.cols + x, ctx)?);
+            let ctx = cell_context(&symbols[start..], keep, grid, prev, x, y);
+            symbols.push(code(y * grid.cols + x, &ctx)?);
         }
     }
     Some(())
@@ -248,7 +332,9 @@ pub fn most_symbols(len: u64, coding: Coding) -> u64 {
     max_symbols_per_byte(coding.adaptation) * (len + left_out)
 }
 
-/// Codes one layer's symbols (§7.1 order) into its segment.
+/// Codes one layer's symbols (§7.1 order) into its segment. In format 7 the segment
+/// starts with the layer's mode bit (§7.3), and the mode is the one whose segment is
+/// shorter, neighbour flags off on a tie.
 pub fn encode_layer(
     symbols: &[u32],
     layer: &LayerSpec,
@@ -256,8 +342,32 @@ pub fn encode_layer(
     tiles: &[Tile],
     coding: Coding,
 ) -> Vec<u8> {
-    let mut model = LayerModel::new(layer.k, coding.adaptation);
+    let code = |mode| encode_in_mode(symbols, layer, prev, tiles, coding, mode);
+    if !coding.layer_modes {
+        return code(None);
+    }
+    let (plain, flagged) = (code(Some(false)), code(Some(true)));
+    if flagged.len() < plain.len() {
+        flagged
+    } else {
+        plain
+    }
+}
+
+/// [`encode_layer`] with neighbour flags on or off after a mode bit, or with neither.
+fn encode_in_mode(
+    symbols: &[u32],
+    layer: &LayerSpec,
+    prev: Option<(LayerSpec, &[u32])>,
+    tiles: &[Tile],
+    coding: Coding,
+    mode: Option<bool>,
+) -> Vec<u8> {
     let mut enc = RangeEncoder::new();
+    if let Some(neighbours) = mode {
+        enc.encode(&mut BitModel::new(coding.adaptation), neighbours);
+    }
+    let mut model = LayerModel::new(layer.k, coding.adaptation, mode == Some(true));
     let mut coded = Vec::with_capacity(symbols.len());
     for (grid, prev_tile) in layer_tiles(tiles, layer, prev) {
         let at = coded.len();
@@ -276,6 +386,14 @@ pub fn encode_layer(
     enc.finish(coding.framing)
 }
 
+/// Format 7: whether a layer's segment turns its neighbour flags on (§7.3), read from its
+/// mode bit; `None` in earlier formats.
+pub fn layer_mode(segment: &[u8], coding: Coding) -> Option<bool> {
+    coding.layer_modes.then(|| {
+        RangeDecoder::new(segment, coding.framing).decode(&mut BitModel::new(coding.adaptation))
+    })
+}
+
 /// Reads one layer's symbols back from its segment.
 pub fn decode_layer(
     segment: &[u8],
@@ -285,9 +403,10 @@ pub fn decode_layer(
     index: usize,
     coding: Coding,
 ) -> Result<Vec<u32>> {
-    let mut model = LayerModel::new(layer.k, coding.adaptation);
     let framing = coding.framing;
     let mut dec = RangeDecoder::new(segment, framing);
+    let neighbours = coding.layer_modes && dec.decode(&mut BitModel::new(coding.adaptation));
+    let mut model = LayerModel::new(layer.k, coding.adaptation, neighbours);
     let grids = layer_tiles(tiles, layer, prev);
     let total: usize = grids.iter().map(|(g, _)| g.len()).sum();
     let most = most_symbols(segment.len() as u64, coding);

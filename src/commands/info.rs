@@ -70,13 +70,13 @@ fn render_text(i: &FileInfo) -> String {
         )),
         None => s.push_str("filter          none\n"),
     }
-    s.push_str("layer      K  scale  cell px      cells       bits   kept  present\n");
+    s.push_str("layer      K  scale  cell px      cells       bits   kept  present  flags\n");
     for l in &i.layers {
         let kept = l.kept.map_or("-".to_string(), |k| {
             format!("{:.0}%", 100.0 * k as f64 / l.cells as f64)
         });
         s.push_str(&format!(
-            "{:>5} {:>6} {:>6} {:>8} {:>10} {:>10} {:>6}  {}\n",
+            "{:>5} {:>6} {:>6} {:>8} {:>10} {:>10} {:>6}  {:<7}  {}\n",
             l.layer,
             l.k,
             l.scale_log2,
@@ -84,7 +84,12 @@ fn render_text(i: &FileInfo) -> String {
             l.cells,
             l.bits,
             kept,
-            if l.present { "yes" } else { "no" }
+            if l.present { "yes" } else { "no" },
+            match l.neighbour_flags {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "-",
+            }
         ));
     }
     s
