@@ -198,6 +198,7 @@ pub fn read_file(bytes: &[u8]) -> Result<DdnFile> {
 
 /// §7.4 (formats 2 to 7): the symbols of the first `complete` layers.
 fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<Vec<Vec<u32>>> {
+    let coding = header.coding();
     // Before anything is allocated per tile or per cell: no segment can hold more symbols
     // than its bytes allow (§7.4).
     for (l, (&cells, &len)) in header
@@ -206,7 +207,7 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
         .zip(&header.segments)
         .enumerate()
     {
-        if l < complete && cells > most_symbols(len as u64, header.coding()) {
+        if l < complete && cells > most_symbols(len as u64, coding) {
             return Err(Error::InvalidIndexGroup { layer: l });
         }
     }
@@ -217,7 +218,6 @@ fn decode_segments(header: &Header, complete: usize, payload: &[u8]) -> Result<V
         let end = start + header.segments[l] as usize;
         let prev = l.checked_sub(1).map(|p| (header.layers[p], &layers[p][..]));
         let segment = &payload[start..end];
-        let coding = header.coding();
         let symbols = decode_layer(segment, &header.layers[l], prev, &tiles, l, coding)?;
         // Only the writer's own bytes are accepted, so every file is canonical and a
         // damaged segment in a truncated file (no trailer CRC) is still likely caught.

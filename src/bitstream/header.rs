@@ -31,7 +31,7 @@ pub const FORMAT_V2: u8 = 2;
 pub const FORMAT_V1: u8 = 1;
 /// Bytes before the layer schedule in formats 1 and 2 (Annex A, B).
 pub const FIXED_HEADER_LEN: usize = 24;
-/// Bytes before the schedule's runs in formats 3 to 6 (§2.2).
+/// Bytes before the schedule's runs in formats 3 to 7 (§2.2).
 const FIXED_HEADER_LEN_V3: usize = 22;
 /// The longest varint (§2.1): 5 bytes hold 35 bits, enough for any `u32`.
 const MAX_VARINT_LEN: usize = 5;
@@ -43,7 +43,7 @@ const FLAG_GREY: u8 = 0x01;
 /// The decoded header of a `.ddn` file (§2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// §2.2: 1 to 5.
+    /// §2.2: 1 to 7.
     pub version: u8,
     /// §6: the source was greyscale.
     pub grey: bool,
@@ -53,10 +53,10 @@ pub struct Header {
     pub tile: u32,
     /// The coded layers, the model's first `layers.len()`.
     pub layers: Vec<LayerSpec>,
-    /// Formats 2 to 5: the byte length of every layer's segment (§4, §7). Empty in
+    /// Formats 2 to 7: the byte length of every layer's segment (§4, §7). Empty in
     /// format 1.
     pub segments: Vec<u32>,
-    /// Formats 4 and 5: the filter section's length `F` (§7.5); 0 in earlier formats.
+    /// Formats 4 to 7: the filter section's length `F` (§7.5); 0 in earlier formats.
     pub filter_len: u32,
 }
 
@@ -117,7 +117,7 @@ impl Header {
             "segment count",
             self.segments.len() as u64,
             self.segments.len() == segments_expected,
-            "one per layer in formats 2 to 5, none in format 1",
+            "one per layer from format 2 on, none in format 1",
         )?;
         let most = if has_filter(self.version) {
             super::filter::MAX_FILTER_LEN
@@ -169,7 +169,7 @@ impl Header {
         Ok(out)
     }
 
-    /// §2.2 and §4 of formats 3 to 6: fixed fields, runs, varints, CRC.
+    /// §2.2 and §4 of formats 3 to 7: fixed fields, runs, varints, CRC.
     fn to_bytes_v3(&self) -> Vec<u8> {
         let runs = runs(&self.layers);
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -246,7 +246,7 @@ impl Header {
 }
 
 impl Header {
-    /// §9 steps 3–5 for formats 3 to 6.
+    /// §9 steps 3–5 for formats 3 to 7.
     fn parse_v3(bytes: &[u8], version: u8) -> Result<(Header, usize)> {
         need(bytes, FIXED_HEADER_LEN_V3)?;
         let (n, run_count) = (bytes[20] as usize, bytes[21] as usize);

@@ -136,6 +136,13 @@ pub struct LayerModel {
     probs: Vec<BitModel>,
 }
 
+/// The neighbour flags a model with `neighbours` on or off codes for a cell in context
+/// `ctx`: each named candidate with its flag's context.
+fn neighbour_flags(neighbours: bool, ctx: &CellContext) -> impl Iterator<Item = &(u32, usize)> {
+    let flags = if neighbours { &ctx.same[..] } else { &[] };
+    flags.iter().flatten()
+}
+
 /// Where the neighbour flags' and the tree's probabilities start in `LayerModel::probs`.
 const SAME_SLOTS: usize = KEEP_CONTEXTS;
 const TREE_SLOTS: usize = SAME_SLOTS + SAME_CONTEXTS;
@@ -180,12 +187,6 @@ impl LayerModel {
         self.k
     }
 
-    /// The neighbour flags this model codes for a cell in context `ctx`.
-    fn same<'a>(&self, ctx: &'a CellContext) -> impl Iterator<Item = &'a (u32, usize)> {
-        let flags = if self.neighbours { &ctx.same[..] } else { &[] };
-        flags.iter().flatten()
-    }
-
     /// Every bit of `symbol` with the slot of its probability in `probs`: the keep flag,
     /// then (for an index) the neighbour flags up to the first that names it, then, if
     /// none does, the index's `depth` bits down the tree.
@@ -196,7 +197,7 @@ impl LayerModel {
         if keep {
             return bits;
         }
-        for &(candidate, flag) in self.same(ctx) {
+        for &(candidate, flag) in neighbour_flags(self.neighbours, ctx) {
             bits.push(SAME_SLOTS + flag, symbol == candidate);
             if symbol == candidate {
                 return bits;
@@ -228,11 +229,9 @@ impl LayerModel {
         if dec.decode(&mut self.probs[ctx.keep]) {
             return Some(self.k);
         }
-        if self.neighbours {
-            for &(candidate, flag) in ctx.same.iter().flatten() {
-                if dec.decode(&mut self.probs[SAME_SLOTS + flag]) {
-                    return Some(candidate);
-                }
+        for &(candidate, flag) in neighbour_flags(self.neighbours, ctx) {
+            if dec.decode(&mut self.probs[SAME_SLOTS + flag]) {
+                return Some(candidate);
             }
         }
         let mut node = 1usize;
@@ -257,7 +256,7 @@ impl LayerModel {
         path.resize(2 << self.depth, 0.0);
         let mut before = self.probs[ctx.keep].cost(false);
         path[1] = before;
-        for &(_, flag) in self.same(ctx) {
+        for &(_, flag) in neighbour_flags(self.neighbours, ctx) {
             path[1] += self.probs[SAME_SLOTS + flag].cost(false);
         }
         let tree = &self.probs[TREE_SLOTS..];
@@ -265,7 +264,7 @@ impl LayerModel {
             path[node] = path[node / 2] + tree[node / 2].cost(node % 2 == 1);
         }
         // An index a neighbour flag names costs the flags up to and including that one.
-        for &(candidate, flag) in self.same(ctx) {
+        for &(candidate, flag) in neighbour_flags(self.neighbours, ctx) {
             let same = &self.probs[SAME_SLOTS + flag];
             path[(1 << self.depth) + candidate as usize] = before + same.cost(true);
             before += same.cost(false);
@@ -389,9 +388,14 @@ fn encode_in_mode(
 /// Format 7: whether a layer's segment turns its neighbour flags on (§7.3), read from its
 /// mode bit; `None` in earlier formats.
 pub fn layer_mode(segment: &[u8], coding: Coding) -> Option<bool> {
-    coding.layer_modes.then(|| {
-        RangeDecoder::new(segment, coding.framing).decode(&mut BitModel::new(coding.adaptation))
-    })
+    read_mode(&mut RangeDecoder::new(segment, coding.framing), coding)
+}
+
+/// Format 7: reads a segment's first bit, its layer's mode (§7.3).
+fn read_mode(dec: &mut RangeDecoder, coding: Coding) -> Option<bool> {
+    coding
+        .layer_modes
+        .then(|| dec.decode(&mut BitModel::new(coding.adaptation)))
 }
 
 /// Reads one layer's symbols back from its segment.
@@ -405,7 +409,7 @@ pub fn decode_layer(
 ) -> Result<Vec<u32>> {
     let framing = coding.framing;
     let mut dec = RangeDecoder::new(segment, framing);
-    let neighbours = coding.layer_modes && dec.decode(&mut BitModel::new(coding.adaptation));
+    let neighbours = read_mode(&mut dec, coding).unwrap_or(false);
     let mut model = LayerModel::new(layer.k, coding.adaptation, neighbours);
     let grids = layer_tiles(tiles, layer, prev);
     let total: usize = grids.iter().map(|(g, _)| g.len()).sum();

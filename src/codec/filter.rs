@@ -1,4 +1,4 @@
-//! The output filter (codec-spec.md §7.5, formats 4 and 5): a small linear filter per
+//! The output filter (codec-spec.md §7.5, formats 4 to 7): a small linear filter per
 //! class and channel that the encoder fits to the source by least squares and the
 //! decoder applies to the decoded image, in integers only. A pixel's class is its local
 //! activity and, in format 5, whether horizontal or vertical detail dominates around it.
