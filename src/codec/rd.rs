@@ -20,11 +20,12 @@ const EIGHT_BIT: f32 = 255.0 * 255.0;
 /// estimated bits: on Kodak such layers come in a run at the end, and the encoder leaves
 /// them out of the file anyway (`encoder::Trim::RateDistortion`).
 const LOSING_LAYERS_TO_STOP: usize = 3;
-/// … or this many when they are at full resolution, where a layer costs a walk four
-/// times what one at half resolution does: on 8 Kodak images at 0.05–1.0 bpp, 47 of 48
-/// files came out byte for byte the same, and the walks of kodim01 at 0.25 bpp took 12 %
-/// less CPU (docs/experiments.md, "Walks stop sooner at full resolution"). Stopping after
-/// two at every scale lost 0.04 dB at 0.05 bpp, where walks end at coarser levels.
+/// … or this many when the last of them is at full resolution (the one before may be the
+/// last at half resolution), where a layer costs a walk four times what one at half
+/// resolution does: on 8 Kodak images at 0.05–1.0 bpp, 47 of 48 files came out byte for
+/// byte the same, and kodim01 at 0.25 bpp encoded in 3.19 s instead of 3.53 s
+/// (docs/experiments.md, "Walks stop sooner at full resolution"). Stopping after two at
+/// every scale lost 0.04 dB at 0.05 bpp, where walks end at coarser levels.
 const LOSING_FULL_RESOLUTION_LAYERS_TO_STOP: usize = 2;
 
 /// How many losing layers in a row stop a walk that may stop early, the last at `scale_log2`.
