@@ -95,12 +95,15 @@ impl Candidates {
     /// previous image's own squared error) to `target`, from one error image.
     pub fn cell_and_keep_distances(&self, target: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
         let error = self.error(target)?;
-        let distances = if self.feat.device().is_cpu() {
-            self.cell_distances_by_bands(&error)?
-        } else {
+        let keep = self.keep_from_error(&error);
+        let distances = if !self.feat.device().is_cpu() {
             self.cell_distances_on_device(target)?
+        } else if gram_pays(self.shape, self.feat.dim(1)?) {
+            self.cell_distances_by_gram(&error, &keep)?
+        } else {
+            self.cell_distances_by_bands(&error)?
         };
-        Ok((distances, self.keep_from_error(&error)))
+        Ok((distances, keep))
     }
 
     /// Sum of squared errors against `target` (`[B,3,h,w]`) of every candidate over every
@@ -217,6 +220,199 @@ impl Candidates {
             }
         }
         Ok(out)
+    }
+}
+
+impl Candidates {
+    /// The distances of [`Candidates::cell_distances_by_bands`] (to within rounding), made
+    /// from each cell's sums instead of each candidate's residuals. A candidate's squared
+    /// error over a cell is `‖ε‖² − 2⟨H_k, Σ f εᵀ⟩ + ⟨H_kᵀH_k, Σ f fᵀ⟩`, where `f` are the
+    /// cell's feature pixels, `ε` the error (target − previous) at each in the head's
+    /// layout, and `H_k` node `k`'s rows of the head. So one small product per cell (its
+    /// features against themselves and the error, [`CellSums`]) and one per band of cells
+    /// against every node's terms ([`NodeTerms`]) replace a product of every node's head
+    /// with every feature pixel; `keep` (`[B, cells]`) gives `‖ε‖²`.
+    fn cell_distances_by_gram(&self, error: &[f32], keep: &[f32]) -> Result<Vec<f32>> {
+        let s = self.shape;
+        let head = self.head.flatten_all()?.to_vec1::<f32>()?;
+        let channels = self.feat.dim(1)?;
+        let nodes = NodeTerms::new(&head, s.k, 3 * s.s2d * s.s2d, channels);
+        let side = s.cell / s.s2d;
+        let (hf, wf) = (s.height / s.s2d, s.width / s.s2d);
+        let (bands, cx, cells) = (hf / side, s.cells_x(), s.cells());
+        let plane = 3 * s.height * s.width;
+        let per_band: Vec<Vec<f32>> = with_f32s(&self.feat, |feat| {
+            (0..s.batch * bands)
+                .into_par_iter()
+                .map(|task| {
+                    let (b, band) = (task / bands, task % bands);
+                    let band = Band {
+                        feature_row: band * side,
+                        feature_rows: side,
+                    };
+                    let err = band_error(&error[b * plane..(b + 1) * plane], s, band);
+                    let feat = &feat[b * channels * hf * wf..(b + 1) * channels * hf * wf];
+                    let sums = CellSums::of_band(feat, &err, s, channels, band);
+                    let mut out = vec![0f32; s.k * cx];
+                    gemm(
+                        (s.k, cx, nodes.width),
+                        &mut out,
+                        false,
+                        &nodes.terms,
+                        (nodes.width, 1),
+                        &sums.terms,
+                        (cx, 1),
+                        Threads::One,
+                    );
+                    out
+                })
+                .collect()
+        })?;
+        let mut out = vec![0f32; s.batch * s.k * cells];
+        for (task, terms) in per_band.iter().enumerate() {
+            let (b, first) = (task / bands, task % bands * cx);
+            let keep = &keep[b * cells + first..][..cx];
+            for (node, terms) in terms.chunks(cx).enumerate() {
+                let at = (b * s.k + node) * cells + first;
+                for ((d, t), e) in out[at..at + cx].iter_mut().zip(terms).zip(keep) {
+                    // Rounding may take a near-perfect candidate a hair below zero.
+                    *d = (e + t).max(0.0);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether [`Candidates::cell_distances_by_gram`] does at most half the multiplications
+/// of [`Candidates::cell_distances_by_bands`] for a layer of this shape and `channels`
+/// feature channels: where a cell holds many feature pixels (model v6's 8×8-pixel cells
+/// at full resolution: 16 feature pixels of 48 channels, about a quarter).
+fn gram_pays(s: LayerShape, channels: usize) -> bool {
+    if s.cell < s.s2d {
+        return false;
+    }
+    let pixels = (s.cell / s.s2d).pow(2);
+    let planes = 3 * s.s2d * s.s2d;
+    let direct = s.k * planes * channels * pixels;
+    let by_gram =
+        channels * (channels + planes) * pixels + s.k * NodeTerms::width(channels, planes);
+    2 * by_gram <= direct
+}
+
+/// Each node's side of [`Candidates::cell_distances_by_gram`], `[K, width]`: the upper
+/// triangle of `H_kᵀH_k` (row by row, the terms off the diagonal doubled, as the Gram
+/// matrix is symmetric), then `−2·H_k` laid out as [`CellSums`] lays out `Σ f εᵀ`.
+struct NodeTerms {
+    terms: Vec<f32>,
+    width: usize,
+}
+
+impl NodeTerms {
+    /// `head` is `[K·planes, channels]`, node `k`'s rows `k·planes..`.
+    fn new(head: &[f32], k: usize, planes: usize, channels: usize) -> Self {
+        let width = Self::width(channels, planes);
+        let mut terms = Vec::with_capacity(k * width);
+        for h in head.chunks_exact(planes * channels).take(k) {
+            let column = |c: usize| (0..planes).map(move |q| h[q * channels + c]);
+            for i in 0..channels {
+                for j in i..channels {
+                    let g: f32 = column(i).zip(column(j)).map(|(a, b)| a * b).sum();
+                    terms.push(if i == j { g } else { 2.0 * g });
+                }
+            }
+            for c in 0..channels {
+                terms.extend(column(c).map(|v| -2.0 * v));
+            }
+        }
+        NodeTerms { terms, width }
+    }
+
+    fn width(channels: usize, planes: usize) -> usize {
+        channels * (channels + 1) / 2 + channels * planes
+    }
+}
+
+/// Each cell's side of [`Candidates::cell_distances_by_gram`] for one band of cells (one
+/// cell high), `[width, cells_x]` (a column per cell, its terms as [`NodeTerms`] lays out
+/// a node's): the upper triangle of `Σ f fᵀ`, then `Σ f εᵀ` (channel-major).
+struct CellSums {
+    terms: Vec<f32>,
+}
+
+/// Cells whose sums are made together, one per vector lane.
+const LANES: usize = 16;
+
+impl CellSums {
+    /// `feat` is one batch item's `[channels, hf, wf]`, `err` the band's error in the
+    /// head's layout ([`band_error`]).
+    fn of_band(feat: &[f32], err: &[f32], s: LayerShape, channels: usize, band: Band) -> Self {
+        let (side, wf, hf) = (band.feature_rows, s.width / s.s2d, s.height / s.s2d);
+        let planes = 3 * s.s2d * s.s2d;
+        let cx = s.cells_x();
+        let mut terms = vec![0f32; NodeTerms::width(channels, planes) * cx];
+        // `[channel or error plane][pixel of the cell]` of `LANES` cells side by side.
+        let mut lanes = vec![[0f32; LANES]; (channels + planes) * side * side];
+        for first in (0..cx).step_by(LANES) {
+            let n = LANES.min(cx - first);
+            for (row, dst) in lanes.chunks_exact_mut(side).enumerate() {
+                let (plane, y) = (row / side, row % side);
+                let src = if plane < channels {
+                    &feat[(plane * hf + band.feature_row + y) * wf..][..wf]
+                } else {
+                    &err[((plane - channels) * side + y) * wf..][..wf]
+                };
+                for (x, lane) in dst.iter_mut().enumerate() {
+                    *lane = [0.0; LANES];
+                    for (l, v) in lane[..n].iter_mut().enumerate() {
+                        *v = src[(first + l) * side + x];
+                    }
+                }
+            }
+            super::simd::widest(
+                #[inline(always)]
+                || add_products(&mut terms, &lanes, (channels, planes), (first, n), cx),
+            );
+        }
+        CellSums { terms }
+    }
+}
+
+/// The products of [`CellSums::of_band`] for the `n` cells from `first`, each lane its own
+/// cell's sum over the cell's pixels.
+#[inline(always)]
+fn add_products(
+    terms: &mut [f32],
+    lanes: &[[f32; LANES]],
+    (channels, planes): (usize, usize),
+    (first, n): (usize, usize),
+    cx: usize,
+) {
+    let pixels = lanes.len() / (channels + planes);
+    let row = |r: usize| &lanes[r * pixels..(r + 1) * pixels];
+    let mut t = 0;
+    let mut store = |sums: [f32; LANES]| {
+        terms[t * cx + first..][..n].copy_from_slice(&sums[..n]);
+        t += 1;
+    };
+    let dot = |a: &[[f32; LANES]], b: &[[f32; LANES]]| {
+        let mut acc = [0f32; LANES];
+        for (u, v) in a.iter().zip(b) {
+            for l in 0..LANES {
+                acc[l] += u[l] * v[l];
+            }
+        }
+        acc
+    };
+    for i in 0..channels {
+        for j in i..channels {
+            store(dot(row(i), row(j)));
+        }
+    }
+    for c in 0..channels {
+        for q in 0..planes {
+            store(dot(row(c), row(channels + q)));
+        }
     }
 }
 
@@ -727,6 +923,47 @@ mod tests {
                     .all(|v| v.is_nan()));
             }
         }
+    }
+
+    #[test]
+    fn distances_by_gram_equal_the_banded_ones() {
+        // (cell, s2d): cells of several feature pixels, and of one; rows of 5 to 20 cells,
+        // so that some fill the vector lanes and some leave a partial group.
+        for (cell, s2d) in [(8, 2), (4, 2), (2, 2), (4, 1), (2, 1)] {
+            let (shape, [feat, head, prev]) = small_layer(cell, s2d, 16, 40);
+            let cands = Candidates::new(&feat, &head, &prev, shape).unwrap();
+            let target = random(&[shape.batch, 3, shape.height, shape.width], 4);
+            let error = cands.error(&target).unwrap();
+            let keep = cands.keep_from_error(&error);
+            let by_gram = cands.cell_distances_by_gram(&error, &keep).unwrap();
+            let banded = cands.cell_distances_by_bands(&error).unwrap();
+            assert_eq!(by_gram.len(), banded.len());
+            for (a, b) in by_gram.iter().zip(&banded) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.max(1.0),
+                    "{a} vs {b} ({cell}, {s2d})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_gram_path_is_taken_where_it_saves_half() {
+        let shape = |cell, s2d| LayerShape {
+            batch: 1,
+            k: 64,
+            height: 512,
+            width: 768,
+            cell,
+            s2d,
+        };
+        // Model v6's full-resolution layers (48 channels, features at half resolution):
+        // 8×8-pixel cells take it, 4×4 and 2×2 do not; nor do its coarse levels.
+        assert!(gram_pays(shape(8, 2), 48));
+        assert!(!gram_pays(shape(4, 2), 48));
+        assert!(!gram_pays(shape(2, 2), 48));
+        assert!(!gram_pays(shape(4, 1), 64));
+        assert!(!gram_pays(shape(4, 2), 64));
     }
 
     #[test]
