@@ -172,43 +172,28 @@ impl Candidates {
             band_grid_rows / s.cell * s.cells_x(),
         );
         let bands = s.height / band_grid_rows;
-        let plane = 3 * s.height * s.width;
-        let per_band: Vec<Vec<f32>> = with_f32s(&self.feat, |feat| {
-            (0..s.batch * bands)
-                .into_par_iter()
-                .map(|task| {
-                    let (b, band) = (task / bands, task % bands);
-                    let positions = band_rows * wf;
-                    let first = b * channels * hf * wf + band * positions;
-                    let mut res = vec![0f32; rows * positions];
-                    gemm(
-                        (rows, positions, channels),
-                        &mut res,
-                        false,
-                        &head,
-                        (channels, 1),
-                        &feat[first..],
-                        (hf * wf, 1),
-                        Threads::One,
-                    );
-                    let mut acc = vec![0f32; s.k * band_cells];
-                    let band = Band {
-                        feature_row: band * band_rows,
-                        feature_rows: band_rows,
-                    };
-                    let err = band_error(&error[b * plane..(b + 1) * plane], s, band);
-                    let mut squares = vec![0f32; wf];
-                    for (node, acc) in acc.chunks_mut(band_cells).enumerate() {
-                        let res = &res[node * err.len()..][..err.len()];
-                        let rows = band.feature_rows;
-                        super::simd::widest(
-                            #[inline(always)]
-                            || accumulate_cell_errors(acc, res, &err, &mut squares, s, rows),
-                        );
-                    }
-                    acc
-                })
-                .collect()
+        let per_band = self.map_bands(error, band_rows, |feat, band, err| {
+            let mut res = vec![0f32; rows * band_rows * wf];
+            gemm(
+                (rows, band_rows * wf, channels),
+                &mut res,
+                false,
+                &head,
+                (channels, 1),
+                &feat[band.feature_row * wf..],
+                (hf * wf, 1),
+                Threads::One,
+            );
+            let mut acc = vec![0f32; s.k * band_cells];
+            let mut squares = vec![0f32; wf];
+            for (node, acc) in acc.chunks_mut(band_cells).enumerate() {
+                let res = &res[node * err.len()..][..err.len()];
+                super::simd::widest(
+                    #[inline(always)]
+                    || accumulate_cell_errors(acc, res, err, &mut squares, s, band_rows),
+                );
+            }
+            acc
         })?;
         let cells = s.cells();
         let mut out = vec![0f32; s.batch * s.k * cells];
@@ -224,6 +209,35 @@ impl Candidates {
 }
 
 impl Candidates {
+    /// `f(features, band, error)` for every band of `rows` feature rows of every batch
+    /// item, in parallel: the item's features (`[channels, hf, wf]`) and the band's error
+    /// in the head's layout ([`band_error`]); the results item by item, band by band.
+    fn map_bands<T: Send>(
+        &self,
+        error: &[f32],
+        rows: usize,
+        f: impl Fn(&[f32], Band, &[f32]) -> T + Sync,
+    ) -> Result<Vec<T>> {
+        let s = self.shape;
+        let bands = s.height / s.s2d / rows;
+        let plane = 3 * s.height * s.width;
+        let item = self.feat.dim(1)? * (s.height / s.s2d) * (s.width / s.s2d);
+        Ok(with_f32s(&self.feat, |feat| {
+            (0..s.batch * bands)
+                .into_par_iter()
+                .map(|task| {
+                    let (b, band) = (task / bands, task % bands);
+                    let band = Band {
+                        feature_row: band * rows,
+                        feature_rows: rows,
+                    };
+                    let err = band_error(&error[b * plane..(b + 1) * plane], s, band);
+                    f(&feat[b * item..(b + 1) * item], band, &err)
+                })
+                .collect()
+        })?)
+    }
+
     /// The distances of [`Candidates::cell_distances_by_bands`] (to within rounding), made
     /// from each cell's sums instead of each candidate's residuals. A candidate's squared
     /// error over a cell is `‖ε‖² − 2⟨H_k, Σ f εᵀ⟩ + ⟨H_kᵀH_k, Σ f fᵀ⟩`, where `f` are the
@@ -238,35 +252,22 @@ impl Candidates {
         let channels = self.feat.dim(1)?;
         let nodes = NodeTerms::new(&head, s.k, 3 * s.s2d * s.s2d, channels);
         let side = s.cell / s.s2d;
-        let (hf, wf) = (s.height / s.s2d, s.width / s.s2d);
+        let hf = s.height / s.s2d;
         let (bands, cx, cells) = (hf / side, s.cells_x(), s.cells());
-        let plane = 3 * s.height * s.width;
-        let per_band: Vec<Vec<f32>> = with_f32s(&self.feat, |feat| {
-            (0..s.batch * bands)
-                .into_par_iter()
-                .map(|task| {
-                    let (b, band) = (task / bands, task % bands);
-                    let band = Band {
-                        feature_row: band * side,
-                        feature_rows: side,
-                    };
-                    let err = band_error(&error[b * plane..(b + 1) * plane], s, band);
-                    let feat = &feat[b * channels * hf * wf..(b + 1) * channels * hf * wf];
-                    let sums = CellSums::of_band(feat, &err, s, channels, band);
-                    let mut out = vec![0f32; s.k * cx];
-                    gemm(
-                        (s.k, cx, nodes.width),
-                        &mut out,
-                        false,
-                        &nodes.terms,
-                        (nodes.width, 1),
-                        &sums.terms,
-                        (cx, 1),
-                        Threads::One,
-                    );
-                    out
-                })
-                .collect()
+        let per_band = self.map_bands(error, side, |feat, band, err| {
+            let sums = CellSums::of_band(feat, err, s, channels, band);
+            let mut out = vec![0f32; s.k * cx];
+            gemm(
+                (s.k, cx, nodes.width),
+                &mut out,
+                false,
+                &nodes.terms,
+                (nodes.width, 1),
+                &sums.terms,
+                (cx, 1),
+                Threads::One,
+            );
+            out
         })?;
         let mut out = vec![0f32; s.batch * s.k * cells];
         for (task, terms) in per_band.iter().enumerate() {
