@@ -206,9 +206,7 @@ impl Candidates {
         }
         Ok(out)
     }
-}
 
-impl Candidates {
     /// `f(features, band, error)` for every band of `rows` feature rows of every batch
     /// item, in parallel: the item's features (`[channels, hf, wf]`) and the band's error
     /// in the head's layout ([`band_error`]); the results item by item, band by band.
@@ -372,17 +370,17 @@ impl CellSums {
             }
             super::simd::widest(
                 #[inline(always)]
-                || add_products(&mut terms, &lanes, (channels, planes), (first, n), cx),
+                || write_products(&mut terms, &lanes, (channels, planes), (first, n), cx),
             );
         }
         CellSums { terms }
     }
 }
 
-/// The products of [`CellSums::of_band`] for the `n` cells from `first`, each lane its own
-/// cell's sum over the cell's pixels.
+/// Writes the products of [`CellSums::of_band`] for the `n` cells from `first` into their
+/// columns of `terms`, each lane its own cell's sum over the cell's pixels.
 #[inline(always)]
-fn add_products(
+fn write_products(
     terms: &mut [f32],
     lanes: &[[f32; LANES]],
     (channels, planes): (usize, usize),
