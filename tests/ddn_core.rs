@@ -432,6 +432,50 @@ fn resumed_training_equals_an_unbroken_run() {
 }
 
 #[test]
+fn training_only_some_parameters_holds_the_others_still() {
+    let data = Dataset::from_images(vec![common::test_image(40, 40, 5)]);
+    let hyper = Hyper {
+        batch: 3,
+        crop: 16,
+        lr: 2e-3,
+        warmup_steps: 1,
+        train_only: vec!["level2.layer0.head".into(), "level1".into()],
+        ..Hyper::default()
+    };
+    let mut trainer = Trainer::new(&ModelConfig::tiny(), hyper, &Device::Cpu).unwrap();
+    let before = all_state(&trainer);
+    train_steps(&mut trainer, &data, 4);
+    // Every layer's counts now ask for a split; only the heads that train get one.
+    for stats in &mut trainer.stats {
+        stats.count.iter_mut().for_each(|c| *c = 0.0);
+        stats.count[0] = 10.0;
+    }
+    let levels = trainer.network.config().levels.clone();
+    let heads_that_train = 1 + levels[1].layers.len();
+    assert_eq!(trainer.split_and_prune().unwrap(), heads_that_train);
+    let after = all_state(&trainer);
+    let params = trainer.network.params();
+    assert!(params.iter().any(|p| p.name.starts_with("level0.")));
+    for (i, p) in params.iter().enumerate() {
+        let trains = p.name == "level2.layer0.head" || p.name.starts_with("level1.");
+        assert_eq!(before[i] != after[i], trains, "{}", p.name);
+    }
+    // A name that selects nothing is a mistake, not a run that trains nothing; a prefix
+    // selects whole dot-separated parts only.
+    for wrong in ["level2.layer0.hea", "level9"] {
+        let hyper = Hyper {
+            train_only: vec![wrong.into()],
+            ..Hyper::default()
+        };
+        let err = Trainer::new(&ModelConfig::tiny(), hyper, &Device::Cpu).err();
+        assert!(
+            err.is_some_and(|e| e.to_string().contains(wrong)),
+            "{wrong}"
+        );
+    }
+}
+
+#[test]
 fn training_lowers_the_loss_on_a_tiny_problem() {
     let data = Dataset::from_images(vec![common::test_image(32, 32, 3)]);
     let hyper = Hyper {

@@ -65,6 +65,11 @@ pub struct TrainArgs {
     /// Let Split-and-Prune act only from this step on.
     #[arg(long, default_value_t = 0)]
     pub split_start: u64,
+    /// Train only these parameters (comma-separated names or dot-separated prefixes of
+    /// names, as `level4.layer0.head,level4.layer1.head`); the rest are held still. With
+    /// --resume, this replaces the checkpoint's selection.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub train_only: Option<Vec<String>>,
     /// Checkpoint file (default: OUT with .ckpt.safetensors).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -140,6 +145,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             keep_lambda,
             plain_share: a.plain_share,
             split_start: a.split_start,
+            train_only: a.train_only.clone().unwrap_or_default(),
             ..Hyper::default()
         },
         steps: a.steps,
@@ -151,6 +157,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             .keep_lambda
             .is_some()
             .then_some((keep_lambda, a.plain_share)),
+        train_only: a.train_only.clone(),
         checkpoint: a
             .checkpoint
             .clone()

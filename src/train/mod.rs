@@ -49,6 +49,11 @@ pub struct Hyper {
     /// first lets its fresh counters see enough cells).
     #[serde(default)]
     pub split_start: u64,
+    /// When not empty, only these parameters train (each entry a parameter's name or a
+    /// dot-separated prefix of names, as `level4.layer0.head` or `level4`); the rest are
+    /// held still, and Split-and-Prune edits only heads that train.
+    #[serde(default)]
+    pub train_only: Vec<String>,
 }
 
 impl Default for Hyper {
@@ -65,11 +70,17 @@ impl Default for Hyper {
             keep_lambda: [0.0, 0.0],
             plain_share: 0.0,
             split_start: 0,
+            train_only: Vec::new(),
         }
     }
 }
 
 impl Hyper {
+    /// Whether the parameter `name` trains under `train_only`.
+    pub fn trains(&self, name: &str) -> bool {
+        self.train_only.is_empty() || self.train_only.iter().any(|p| is_named(p, name))
+    }
+
     /// Linear warm-up, then constant or a cosine decay to a tenth.
     pub fn lr_at(&self, step: u64) -> f64 {
         if step < self.warmup_steps {
@@ -83,6 +94,13 @@ impl Hyper {
         let floor = self.lr / 10.0;
         floor + (self.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
     }
+}
+
+/// Whether `prefix` is the parameter name `name` or a dot-separated prefix of it
+/// (`level4.layer1` names `level4.layer1.head`, not `level4.layer10.head`).
+fn is_named(prefix: &str, name: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// What one step measured.
@@ -129,14 +147,34 @@ impl Trainer {
             .iter()
             .map(|s| NodeStats::new(s.k as usize))
             .collect();
-        Ok(Trainer {
+        let train_only = hyper.train_only.clone();
+        let mut trainer = Trainer {
             network,
             adam,
             stats,
             hyper,
             step: 0,
             seconds_before: 0.0,
-        })
+        };
+        trainer.train_only(train_only)?;
+        Ok(trainer)
+    }
+
+    /// Trains only the parameters `names` selects (all of them when empty; see
+    /// [`Hyper::train_only`]) and holds the rest still.
+    pub fn train_only(&mut self, names: Vec<String>) -> Result<()> {
+        let params = self.network.params();
+        if let Some(p) = names
+            .iter()
+            .find(|p| !params.iter().any(|q| is_named(p, &q.name)))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "no parameter of this model is named {p} or under it"
+            )));
+        }
+        self.hyper.train_only = names;
+        self.adam.frozen = params.iter().map(|p| !self.hyper.trains(&p.name)).collect();
+        Ok(())
     }
 
     /// Restores a run from a checkpoint.
@@ -234,6 +272,9 @@ impl Trainer {
     pub fn split_and_prune(&mut self) -> Result<usize> {
         let mut splits = 0;
         for (stats, head) in self.stats.iter_mut().zip(self.network.heads()) {
+            if !self.adam.trains(&head) {
+                continue;
+            }
             let Some(s) = stats.decide() else { continue };
             let i = self.adam.position(&head).expect("head is optimised");
             for var in [&head, &self.adam.m[i], &self.adam.v[i]] {
@@ -285,6 +326,9 @@ pub struct RunOptions {
     /// On resume, replace the checkpoint's keep trade-off range and plain share
     /// (`--keep-lambda`, `--plain-share`).
     pub keep_lambda: Option<([f64; 2], f64)>,
+    /// On resume, replace the checkpoint's selection of parameters that train
+    /// (`--train-only`).
+    pub train_only: Option<Vec<String>>,
     pub checkpoint: PathBuf,
     pub checkpoint_every: u64,
     pub log: PathBuf,
@@ -398,6 +442,9 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()>
     if let (Some(_), Some((range, plain_share))) = (&opts.resume, opts.keep_lambda) {
         trainer.hyper.keep_lambda = range;
         trainer.hyper.plain_share = plain_share;
+    }
+    if let (Some(_), Some(names)) = (&opts.resume, &opts.train_only) {
+        trainer.train_only(names.clone())?;
     }
     let hyper = trainer.hyper.clone();
     let dataset = Dataset::load(&opts.data, hyper.crop)?;

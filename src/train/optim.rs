@@ -34,6 +34,8 @@ pub struct Adam {
     pub v: Vec<Var>,
     /// Steps taken.
     pub t: u64,
+    /// Vars held still: no update, no part in the gradient norm (their moments stay zero).
+    pub frozen: Vec<bool>,
 }
 
 impl Adam {
@@ -43,6 +45,7 @@ impl Adam {
         Ok(Adam {
             m: vars.iter().map(zeros).collect::<Result<_>>()?,
             v: vars.iter().map(zeros).collect::<Result<_>>()?,
+            frozen: vec![false; vars.len()],
             vars,
             config,
             t: 0,
@@ -51,7 +54,12 @@ impl Adam {
 
     /// One update at learning rate `lr`. Returns the gradient norm before clipping.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<f64> {
-        let grads: Vec<Option<&Tensor>> = self.vars.iter().map(|v| grads.get(v)).collect();
+        let grads: Vec<Option<&Tensor>> = self
+            .vars
+            .iter()
+            .zip(&self.frozen)
+            .map(|(v, &frozen)| if frozen { None } else { grads.get(v) })
+            .collect();
         let mut sq = 0.0f64;
         for g in grads.iter().flatten() {
             sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
@@ -87,6 +95,11 @@ impl Adam {
             self.v[i].set(&v)?;
         }
         Ok(norm)
+    }
+
+    /// Whether `var` is optimised and not frozen.
+    pub fn trains(&self, var: &Var) -> bool {
+        self.position(var).is_some_and(|i| !self.frozen[i])
     }
 
     /// Index of `var` among the optimised vars.
