@@ -10,6 +10,7 @@ use ddn::model::{Chooser, ModelConfig, Network, Walk};
 use ddn::rng::Rng;
 use ddn::train::chooser::{dropout_fires, TrainChooser};
 use ddn::train::data::Dataset;
+use ddn::train::refit::refit_pass;
 use ddn::train::split_prune::{NodeStats, Split};
 use ddn::train::{Hyper, Trainer};
 
@@ -473,6 +474,27 @@ fn training_only_some_parameters_holds_the_others_still() {
             "{wrong}"
         );
     }
+}
+
+#[test]
+fn a_least_squares_refit_lowers_the_error_of_the_head_it_refits() {
+    // Over the same crops, the refitted layer's chosen candidates come nearer: the refit
+    // minimises their error plus a pull to the old rows, and choosing again can only help.
+    let data = Dataset::from_images(vec![
+        common::test_image(40, 40, 6),
+        common::test_image(48, 40, 7),
+    ]);
+    let network = Network::new(&ModelConfig::tiny(), 1, &Device::Cpu).unwrap();
+    let level2_layer0 = 3;
+    let pass = || refit_pass(&network, &data, (1, 0, 3), (2, 16), &[level2_layer0]).unwrap();
+    let (first, second) = (pass(), pass());
+    assert_eq!(first[0].layer, level2_layer0);
+    assert!(
+        second[0].mse < 0.95 * first[0].mse,
+        "{} -> {}",
+        first[0].mse,
+        second[0].mse
+    );
 }
 
 #[test]

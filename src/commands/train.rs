@@ -70,6 +70,13 @@ pub struct TrainArgs {
     /// --resume, this replaces the checkpoint's selection.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub train_only: Option<Vec<String>>,
+    /// Before the first step, refit the heads that train by least squares this many times
+    /// (each a pass over --refit-batches batches: every node gets the rows that best fit
+    /// the cells that chose it); with --steps 0, only that.
+    #[arg(long, default_value_t = 0)]
+    pub refit: u64,
+    #[arg(long, default_value_t = 50)]
+    pub refit_batches: u64,
     /// Checkpoint file (default: OUT with .ckpt.safetensors).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -158,6 +165,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             .is_some()
             .then_some((keep_lambda, a.plain_share)),
         train_only: a.train_only.clone(),
+        refit: (a.refit, a.refit_batches),
         checkpoint: a
             .checkpoint
             .clone()

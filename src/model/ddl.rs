@@ -283,6 +283,85 @@ impl Candidates {
     }
 }
 
+/// Each node's least-squares sums over the cells that chose it (see
+/// [`Candidates::add_node_sums`]): `[K, width]` in [`CellSums`]' layout (the upper triangle
+/// of `Σ f fᵀ`, then `Σ f εᵀ` channel-major), in f64 as they sum millions of cells.
+#[derive(Debug, Clone)]
+pub struct NodeSums {
+    pub channels: usize,
+    /// Residual planes per feature pixel, `3·s2d²`.
+    pub planes: usize,
+    pub terms: Vec<f64>,
+    /// Cells summed per node.
+    pub cells: Vec<u64>,
+}
+
+impl NodeSums {
+    pub fn new(k: usize, channels: usize, planes: usize) -> Self {
+        NodeSums {
+            channels,
+            planes,
+            terms: vec![0.0; k * NodeTerms::width(channels, planes)],
+            cells: vec![0; k],
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        NodeTerms::width(self.channels, self.planes)
+    }
+}
+
+impl Candidates {
+    /// Whether [`Candidates::add_node_sums`] can sum this layer: each cell holds whole
+    /// feature pixels.
+    pub fn has_node_sums(&self) -> bool {
+        self.shape.cell >= self.shape.s2d
+    }
+
+    /// Sums for this layer's nodes with no cell yet.
+    pub fn empty_node_sums(&self) -> NodeSums {
+        let channels = self.feat.dim(1).expect("features [B, C, h, w]");
+        NodeSums::new(self.shape.k, channels, 3 * self.shape.s2d * self.shape.s2d)
+    }
+
+    /// Adds, for every cell whose index in `indices` (`[B·cells]`) is a node (not keep),
+    /// the cell's feature Gram matrix and feature-error products against `target` to that
+    /// node's sums: what a least-squares fit of the node's rows of the head to the errors
+    /// of the cells it codes needs.
+    pub fn add_node_sums(
+        &self,
+        target: &Tensor,
+        indices: &[u32],
+        sums: &mut NodeSums,
+    ) -> Result<()> {
+        let s = self.shape;
+        assert!(self.has_node_sums(), "cells of whole feature pixels");
+        let channels = self.feat.dim(1)?;
+        let width = sums.width();
+        let side = s.cell / s.s2d;
+        let (bands, cx, cells) = (s.height / s.s2d / side, s.cells_x(), s.cells());
+        let error = self.error(target)?;
+        let per_band = self.map_bands(&error, side, |feat, band, err| {
+            CellSums::of_band(feat, err, s, channels, band)
+        })?;
+        for (task, band) in per_band.iter().enumerate() {
+            let (b, first) = (task / bands, task % bands * cx);
+            for x in 0..cx {
+                let node = indices[b * cells + first + x] as usize;
+                if node >= s.k {
+                    continue;
+                }
+                sums.cells[node] += 1;
+                let acc = &mut sums.terms[node * width..][..width];
+                for (a, t) in acc.iter_mut().zip(band.terms[x..].iter().step_by(cx)) {
+                    *a += *t as f64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Whether [`Candidates::cell_distances_by_gram`] does at most half the multiplications
 /// of [`Candidates::cell_distances_by_bands`] for a layer of this shape and `channels`
 /// feature channels: where a cell holds many feature pixels (model v6's 8×8-pixel cells
@@ -943,6 +1022,39 @@ mod tests {
                     "{a} vs {b} ({cell}, {s2d})"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn node_sums_refit_a_node_to_the_cells_that_chose_it() {
+        // Every cell's target is node 3's candidate; cells choose nodes 0 and 1 or keep. A
+        // refit from the sums gives nodes 0 and 1 node 3's rows and leaves the others.
+        let (shape, [feat, head, prev]) = small_layer(8, 2, 16, 40);
+        let cands = Candidates::new(&feat, &head, &prev, shape).unwrap();
+        let target = cands
+            .images()
+            .unwrap()
+            .narrow(1, 3, 1)
+            .unwrap()
+            .squeeze(1)
+            .unwrap();
+        let indices: Vec<u32> = (0..shape.batch * shape.cells())
+            .map(|i| [0, 1, shape.k as u32][i % 3])
+            .collect();
+        let mut sums = cands.empty_node_sums();
+        cands.add_node_sums(&target, &indices, &mut sums).unwrap();
+        assert_eq!(sums.cells, [7, 7, 0, 0, 0]);
+        let old = head.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut rows = old.clone();
+        crate::train::refit::refit_head(&mut rows, &sums);
+        let node = |h: &[f32], k: usize| h[k * 72..(k + 1) * 72].to_vec();
+        for k in [0, 1] {
+            for (a, b) in node(&rows, k).iter().zip(node(&old, 3)) {
+                assert!((a - b).abs() < 0.01, "node {k}: {a} vs {b}");
+            }
+        }
+        for k in [2, 3, 4] {
+            assert_eq!(node(&rows, k), node(&old, k));
         }
     }
 

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod chooser;
 pub mod data;
 pub mod optim;
+pub mod refit;
 pub mod split_prune;
 
 use std::path::PathBuf;
@@ -329,6 +330,9 @@ pub struct RunOptions {
     /// On resume, replace the checkpoint's selection of parameters that train
     /// (`--train-only`).
     pub train_only: Option<Vec<String>>,
+    /// Least-squares passes over the heads that train before the first step
+    /// ([`refit::refit_pass`]), and batches per pass.
+    pub refit: (u64, u64),
     pub checkpoint: PathBuf,
     pub checkpoint_every: u64,
     pub log: PathBuf,
@@ -448,6 +452,7 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()>
     }
     let hyper = trainer.hyper.clone();
     let dataset = Dataset::load(&opts.data, hyper.crop)?;
+    refit_heads(&trainer, &dataset, opts.refit)?;
     let started = Instant::now();
     let total = opts.steps.unwrap_or(u64::MAX);
     progress(trainer.step, "");
@@ -496,6 +501,62 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(u64, &str)) -> Result<()>
         opts.checkpoint.display()
     );
     Ok(())
+}
+
+/// `passes` least-squares refits of every head that trains and whose cells hold whole
+/// feature pixels, each over the same `batches` batches, drawn apart from the training
+/// steps'.
+fn refit_heads(trainer: &Trainer, dataset: &Dataset, (passes, batches): (u64, u64)) -> Result<()> {
+    if passes == 0 {
+        return Ok(());
+    }
+    let config = trainer.network.config();
+    let mut layers = Vec::new();
+    for (i, level) in config.levels.iter().enumerate() {
+        for (j, layer) in level.layers.iter().enumerate() {
+            let whole_pixels = layer.cell_log2 >= level.s2d_log2;
+            if whole_pixels && trainer.hyper.trains(&format!("level{i}.layer{j}.head")) {
+                layers.push(layers_before(config, i) + j);
+            }
+        }
+    }
+    if layers.is_empty() {
+        return Err(Error::InvalidArgument(
+            "--refit: no head that trains has cells of whole feature pixels".into(),
+        ));
+    }
+    let h = &trainer.hyper;
+    for pass in 0..passes {
+        // The same crops every pass (so each pass's error is comparable with the last's),
+        // from steps far past any run's.
+        let first = 1 << 40;
+        let started = Instant::now();
+        let fits = refit::refit_pass(
+            &trainer.network,
+            dataset,
+            (h.seed, first, batches),
+            (h.batch, h.crop),
+            &layers,
+        )?;
+        let summary: Vec<String> = fits
+            .iter()
+            .map(|f| {
+                let psnr = -10.0 * f.mse.max(1e-12).log10();
+                format!("layer {} {psnr:.3} dB {} nodes", f.layer, f.nodes_used)
+            })
+            .collect();
+        eprintln!(
+            "refit pass {}/{passes} ({:.0} s), before it: {}",
+            pass + 1,
+            started.elapsed().as_secs_f64(),
+            summary.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn layers_before(config: &ModelConfig, level: usize) -> usize {
+    config.levels[..level].iter().map(|l| l.layers.len()).sum()
 }
 
 /// Starts from another model's weights wherever names and shapes match (a ladder grown by
