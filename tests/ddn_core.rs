@@ -486,7 +486,12 @@ fn a_least_squares_refit_lowers_the_error_of_the_head_it_refits() {
     ]);
     let network = Network::new(&ModelConfig::tiny(), 1, &Device::Cpu).unwrap();
     let level2_layer0 = 3;
-    let pass = || refit_pass(&network, &data, (1, 0, 3), (2, 16), &[level2_layer0]).unwrap();
+    let hyper = Hyper {
+        batch: 2,
+        crop: 16,
+        ..Hyper::default()
+    };
+    let pass = || refit_pass(&network, &data, &hyper, (0, 3), &[level2_layer0]).unwrap();
     let (first, second) = (pass(), pass());
     assert_eq!(first[0].layer, level2_layer0);
     assert!(

@@ -55,7 +55,7 @@ impl KeepRule {
     /// stands for `4^scale_log2` image pixels. The bits of a coded index are taken as
     /// log2(K) plus two for the keep flags (a coded cell among mostly kept ones costs
     /// about that).
-    fn for_layer(&self, k: usize, layer: usize) -> impl Fn(f32, f32) -> bool + Sync {
+    pub(crate) fn for_layer(&self, k: usize, layer: usize) -> impl Fn(f32, f32) -> bool + Sync {
         let weight = 255.0 * 255.0 * (1u32 << (2 * self.scales[layer])) as f32;
         let penalty = self.lambda * ((k as f32).log2() + 2.0);
         move |keep, nearest| weight * keep < weight * nearest + penalty

@@ -531,13 +531,7 @@ fn refit_heads(trainer: &Trainer, dataset: &Dataset, (passes, batches): (u64, u6
         // from steps far past any run's.
         let first = 1 << 40;
         let started = Instant::now();
-        let fits = refit::refit_pass(
-            &trainer.network,
-            dataset,
-            (h.seed, first, batches),
-            (h.batch, h.crop),
-            &layers,
-        )?;
+        let fits = refit::refit_pass(&trainer.network, dataset, h, (first, batches), &layers)?;
         let summary: Vec<String> = fits
             .iter()
             .map(|f| {

@@ -7,7 +7,9 @@
 
 use candle_core::Tensor;
 
+use super::chooser::KeepRule;
 use super::data::Dataset;
+use super::Hyper;
 use crate::error::{Error, Result};
 use crate::model::ddl::{self, Candidates, NodeSums};
 use crate::model::{Chooser, Network, Walk};
@@ -27,28 +29,41 @@ pub struct LayerFit {
 /// features that span few directions) from a wild fit, too little to hold back the rest.
 const RIDGE: f64 = 1e-3;
 
-/// One pass: `batches` batches of `batch` crops of `crop` pixels (drawn from `seed` at
-/// `first_step` on), then every head of `layers` (walk order, cells of whole feature
-/// pixels) refitted to what chose it.
+/// One pass: `batches` batches of `hyper.batch` crops of `hyper.crop` pixels (drawn from
+/// `hyper.seed` at steps `first_step` on), walked as training steps walk them (cells keep
+/// by the steps' keep rule, and keep cells code no node), then every head of `layers`
+/// (walk order, cells of whole feature pixels) refitted to the cells that chose it.
 pub fn refit_pass(
     network: &Network,
     dataset: &Dataset,
-    (seed, first_step, batches): (u64, u64, u64),
-    (batch, crop): (usize, usize),
+    hyper: &Hyper,
+    (first_step, batches): (u64, u64),
     layers: &[usize],
 ) -> Result<Vec<LayerFit>> {
     let last = *layers.iter().max().expect("a layer to refit");
     let mut chooser = SumChooser {
         targets: Vec::new(),
+        keep: None,
         sums: vec![None; last + 1],
         error: vec![(0.0, 0); last + 1],
     };
     for &l in layers {
         chooser.sums[l] = Some(None);
     }
+    let scales: Vec<u8> = (network.config().schedule().iter())
+        .map(|s| s.scale_log2)
+        .collect();
+    let (batch, crop) = (hyper.batch, hyper.crop);
     for step in first_step..first_step + batches {
-        let images = dataset.batch(seed, step, batch, crop, network.device())?;
+        let images = dataset.batch(hyper.seed, step, batch, crop, network.device())?;
         chooser.targets = network.layer_targets(&images, last + 1)?;
+        chooser.keep = KeepRule::for_step(
+            hyper.seed,
+            step,
+            hyper.keep_lambda,
+            hyper.plain_share,
+            scales.clone(),
+        );
         network.walk(batch, crop, crop, last + 1, Walk::Choose(&mut chooser))?;
     }
     let heads = network.heads();
@@ -74,10 +89,11 @@ pub fn refit_pass(
         .collect()
 }
 
-/// Chooses the nearest candidate everywhere and sums, in the layers given sums, each
-/// node's cells.
+/// Chooses the nearest candidate, or keep where the batch's keep rule says so, and sums,
+/// in the layers given sums, each node's cells.
 struct SumChooser {
     targets: Vec<Tensor>,
+    keep: Option<KeepRule>,
     /// Per layer: `None`, not summed; `Some(None)`, summed, not yet sized.
     sums: Vec<Option<Option<NodeSums>>>,
     /// Per layer: the chosen candidates' squared error and how many values it is over.
@@ -88,8 +104,18 @@ impl Chooser for SumChooser {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
         let s = candidates.shape;
         let target = &self.targets[layer];
-        let (dist, _) = candidates.cell_and_keep_distances(target)?;
-        let nearest = ddl::nearest(&dist, s);
+        let (dist, keep_dist) = candidates.cell_and_keep_distances(target)?;
+        let mut nearest = ddl::nearest(&dist, s);
+        if let Some(rule) = &self.keep {
+            let keeps = rule.for_layer(s.k, layer);
+            for (i, index) in nearest.iter_mut().enumerate() {
+                let (b, cell) = (i / s.cells(), i % s.cells());
+                let d = ddl::distances_of_cell(&dist, s, b, cell)[*index as usize];
+                if keeps(keep_dist[i], d) {
+                    *index = s.k as u32;
+                }
+            }
+        }
         if let Some(slot) = self.sums.get_mut(layer).and_then(Option::as_mut) {
             if !candidates.has_node_sums() {
                 return Err(Error::InvalidArgument(format!(
@@ -103,7 +129,10 @@ impl Chooser for SumChooser {
                 .enumerate()
                 .map(|(i, &k)| {
                     let (b, cell) = (i / s.cells(), i % s.cells());
-                    ddl::distances_of_cell(&dist, s, b, cell)[k as usize] as f64
+                    match ddl::distances_of_cell(&dist, s, b, cell).get(k as usize) {
+                        Some(&d) => d as f64,
+                        None => keep_dist[i] as f64,
+                    }
                 })
                 .sum();
             let e = &mut self.error[layer];
