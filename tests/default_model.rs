@@ -34,9 +34,9 @@ fn built_in_model_codes_a_sample_photo() {
         assert!(quality > last, "{layers} layers: {quality} dB after {last}");
         last = quality;
     }
-    // Measured 42.55 dB with all 22 layers of model v6 (6.10 bpp, every cell its nearest
-    // candidate) when it shipped; v5 gave 42.3 dB, v4 42.2 dB.
-    assert!(last > 41.5, "{last}");
+    // Measured 43.11 dB with all 22 layers of model v7 when it shipped (every cell its
+    // nearest candidate); v6 gave 42.55 dB (6.10 bpp), v5 42.3 dB, v4 42.2 dB.
+    assert!(last > 42.0, "{last}");
 }
 
 #[test]

@@ -73,10 +73,11 @@ impl ModelConfig {
         }
     }
 
-    /// The default ladder (model v4): cheap coarse levels with many layers, then eleven
+    /// The default ladder (model v7's): cheap coarse levels with many layers, then eleven
     /// full-resolution layers for detail, which rate-distortion choices leave mostly kept
     /// at low rates: five with 8×8-pixel cells, three with 4×4 and three with 2×2, for the
-    /// detail that high rates pay for.
+    /// detail that high rates pay for. Models v4 to v6 had 64 candidates in every layer
+    /// (their ladder is `docs/ladder-v4.json`).
     pub fn default_codec() -> Self {
         let rung = |scale_log2, s2d_log2, channels, layers, cell_log2| Rung {
             scale_log2,
@@ -94,6 +95,9 @@ impl ModelConfig {
             rung(0, 1, 48, 5, 3),
         ]);
         let finest = config.levels.last_mut().expect("the ladder has levels");
+        // Model v7: 256 candidates in the five 8×8-pixel full-resolution layers, where each
+        // doubling of K bought 0.1–0.2 dB at the middle rates (docs/experiments.md).
+        finest.layers.iter_mut().for_each(|l| l.k = 256);
         for cell_log2 in [2, 1] {
             finest.layers.extend([LayerConfig { k: 64, cell_log2 }; 3]);
         }

@@ -16,7 +16,7 @@ pub struct ShippedModel {
     /// The version users see (`ddn info`, the README).
     pub version: &'static str,
     /// The id files made with this model carry: the hash of `bytes` (tested), written
-    /// out so that decoding does not hash every built-in model (40 MB) first.
+    /// out so that decoding does not hash every built-in model (52 MB) first.
     pub id: ModelId,
     /// The model file's bytes.
     pub bytes: &'static [u8],
@@ -43,6 +43,11 @@ pub const SHIPPED: &[ShippedModel] = &[
         version: "v6",
         id: ModelId(0x324d_7193_1236_f29f_u64.to_be_bytes()),
         bytes: include_bytes!("../../models/v6.safetensors"),
+    },
+    ShippedModel {
+        version: "v7",
+        id: ModelId(0x5292_cda7_6b30_8d64_u64.to_be_bytes()),
+        bytes: include_bytes!("../../models/v7.safetensors"),
     },
 ];
 
