@@ -273,11 +273,11 @@ impl Trainer {
     pub fn split_and_prune(&mut self) -> Result<usize> {
         let mut splits = 0;
         for (stats, head) in self.stats.iter_mut().zip(self.network.heads()) {
-            if !self.adam.trains(&head) {
+            let i = self.adam.position(&head).expect("head is optimised");
+            if self.adam.frozen[i] {
                 continue;
             }
             let Some(s) = stats.decide() else { continue };
-            let i = self.adam.position(&head).expect("head is optimised");
             for var in [&head, &self.adam.m[i], &self.adam.v[i]] {
                 copy_rows(var, 3, s.split, s.pruned)?;
             }
@@ -510,14 +510,15 @@ fn refit_heads(trainer: &Trainer, dataset: &Dataset, (passes, batches): (u64, u6
     if passes == 0 {
         return Ok(());
     }
-    let config = trainer.network.config();
     let mut layers = Vec::new();
-    for (i, level) in config.levels.iter().enumerate() {
+    let mut index = 0;
+    for (i, level) in trainer.network.config().levels.iter().enumerate() {
         for (j, layer) in level.layers.iter().enumerate() {
             let whole_pixels = layer.cell_log2 >= level.s2d_log2;
             if whole_pixels && trainer.hyper.trains(&format!("level{i}.layer{j}.head")) {
-                layers.push(layers_before(config, i) + j);
+                layers.push(index);
             }
+            index += 1;
         }
     }
     if layers.is_empty() {
@@ -525,11 +526,11 @@ fn refit_heads(trainer: &Trainer, dataset: &Dataset, (passes, batches): (u64, u6
             "--refit: no head that trains has cells of whole feature pixels".into(),
         ));
     }
+    // The same crops every pass (so each pass's error is comparable with the last's), from
+    // steps far past any run's.
+    let first = 1 << 40;
     let h = &trainer.hyper;
     for pass in 0..passes {
-        // The same crops every pass (so each pass's error is comparable with the last's),
-        // from steps far past any run's.
-        let first = 1 << 40;
         let started = Instant::now();
         let fits = refit::refit_pass(&trainer.network, dataset, h, (first, batches), &layers)?;
         let summary: Vec<String> = fits
@@ -547,10 +548,6 @@ fn refit_heads(trainer: &Trainer, dataset: &Dataset, (passes, batches): (u64, u6
         );
     }
     Ok(())
-}
-
-fn layers_before(config: &ModelConfig, level: usize) -> usize {
-    config.levels[..level].iter().map(|l| l.layers.len()).sum()
 }
 
 /// Starts from another model's weights wherever names and shapes match (a ladder grown by

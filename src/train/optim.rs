@@ -97,11 +97,6 @@ impl Adam {
         Ok(norm)
     }
 
-    /// Whether `var` is optimised and not frozen.
-    pub fn trains(&self, var: &Var) -> bool {
-        self.position(var).is_some_and(|i| !self.frozen[i])
-    }
-
     /// Index of `var` among the optimised vars.
     pub fn position(&self, var: &Var) -> Option<usize> {
         self.vars

@@ -11,7 +11,7 @@ use super::chooser::KeepRule;
 use super::data::Dataset;
 use super::Hyper;
 use crate::error::{Error, Result};
-use crate::model::ddl::{self, Candidates, NodeSums};
+use crate::model::ddl::{self, Candidates, LayerShape, NodeSums};
 use crate::model::{Chooser, Network, Walk};
 
 /// What one pass measured in one refitted layer, before its refit.
@@ -44,12 +44,10 @@ pub fn refit_pass(
     let mut chooser = SumChooser {
         targets: Vec::new(),
         keep: None,
+        layers,
         sums: vec![None; last + 1],
         error: vec![(0.0, 0); last + 1],
     };
-    for &l in layers {
-        chooser.sums[l] = Some(None);
-    }
     let scales: Vec<u8> = (network.config().schedule().iter())
         .map(|s| s.scale_log2)
         .collect();
@@ -72,7 +70,6 @@ pub fn refit_pass(
         .map(|&l| {
             let sums = chooser.sums[l]
                 .take()
-                .flatten()
                 .ok_or_else(|| Error::InvalidArgument(format!("layer {l} cannot be refitted")))?;
             let head = &heads[l];
             let mut rows = head.as_tensor().flatten_all()?.to_vec1::<f32>()?;
@@ -91,16 +88,18 @@ pub fn refit_pass(
 
 /// Chooses the nearest candidate, or keep where the batch's keep rule says so, and sums,
 /// in the layers given sums, each node's cells.
-struct SumChooser {
+struct SumChooser<'a> {
     targets: Vec<Tensor>,
     keep: Option<KeepRule>,
-    /// Per layer: `None`, not summed; `Some(None)`, summed, not yet sized.
-    sums: Vec<Option<Option<NodeSums>>>,
+    /// The layers summed (walk order).
+    layers: &'a [usize],
+    /// Per layer, once its first batch is summed.
+    sums: Vec<Option<NodeSums>>,
     /// Per layer: the chosen candidates' squared error and how many values it is over.
     error: Vec<(f64, usize)>,
 }
 
-impl Chooser for SumChooser {
+impl Chooser for SumChooser<'_> {
     fn choose(&mut self, layer: usize, candidates: &Candidates) -> Result<Vec<u32>> {
         let s = candidates.shape;
         let target = &self.targets[layer];
@@ -109,37 +108,41 @@ impl Chooser for SumChooser {
         if let Some(rule) = &self.keep {
             let keeps = rule.for_layer(s.k, layer);
             for (i, index) in nearest.iter_mut().enumerate() {
-                let (b, cell) = (i / s.cells(), i % s.cells());
-                let d = ddl::distances_of_cell(&dist, s, b, cell)[*index as usize];
-                if keeps(keep_dist[i], d) {
+                if keeps(
+                    keep_dist[i],
+                    chosen_distance(&dist, &keep_dist, s, i, *index),
+                ) {
                     *index = s.k as u32;
                 }
             }
         }
-        if let Some(slot) = self.sums.get_mut(layer).and_then(Option::as_mut) {
+        if self.layers.contains(&layer) {
             if !candidates.has_node_sums() {
                 return Err(Error::InvalidArgument(format!(
                     "layer {layer}: its cells are smaller than a feature pixel"
                 )));
             }
-            let sums = slot.get_or_insert_with(|| candidates.empty_node_sums());
+            let sums = self.sums[layer].get_or_insert_with(|| candidates.empty_node_sums());
             candidates.add_node_sums(target, &nearest, sums)?;
-            let chosen: f64 = nearest
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| {
-                    let (b, cell) = (i / s.cells(), i % s.cells());
-                    match ddl::distances_of_cell(&dist, s, b, cell).get(k as usize) {
-                        Some(&d) => d as f64,
-                        None => keep_dist[i] as f64,
-                    }
-                })
+            let chosen: f64 = (nearest.iter().enumerate())
+                .map(|(i, &k)| chosen_distance(&dist, &keep_dist, s, i, k) as f64)
                 .sum();
             let e = &mut self.error[layer];
             e.0 += chosen;
             e.1 += s.batch * 3 * s.height * s.width;
         }
         Ok(nearest)
+    }
+}
+
+/// The squared error of cell `i` (`[B·cells]` order) under index `k` (keep when `k` is K),
+/// from the layer's `[B, K, cells]` distances and `[B, cells]` keep distances.
+fn chosen_distance(dist: &[f32], keep_dist: &[f32], s: LayerShape, i: usize, k: u32) -> f32 {
+    let (b, cell, k) = (i / s.cells(), i % s.cells(), k as usize);
+    if k < s.k {
+        dist[(b * s.k + k) * s.cells() + cell]
+    } else {
+        keep_dist[i]
     }
 }
 
